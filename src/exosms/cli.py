@@ -1,0 +1,170 @@
+"""The ``exosms`` command. Thin: every command calls the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging.config
+import os
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from exosms.config import ConfigError, Settings, load_settings, settings_as_environment
+from exosms.logs import logging_config
+from exosms.store import StoredMessage, StoreUnavailable, open_store
+from exosms.store.urls import DatabaseUrlError
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (default: $EXOSMS_CONFIG, else ./exosms.toml if present).",
+)
+DATABASE_OPTION = click.option(
+    "--database", "database_url", help="Database URL, e.g. sqlite:///exosms.db."
+)
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config_file, **overrides)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _migrate(settings: Settings) -> None:
+    from exosms.store.migrate import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except DatabaseUrlError as error:
+        raise click.ClickException(str(error)) from None
+    except Exception as error:
+        raise click.ClickException(f"cannot migrate the database: {error}") from None
+
+
+@click.group()
+@click.version_option(package_name="exosms")
+def main() -> None:
+    """exosms: answer the SMS your customers send to your Exotel number."""
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8000).")
+@DATABASE_OPTION
+@click.option("--app", "app", help="Your Router as module:attribute (default: the demo).")
+@click.option("--workers", type=int, help="Server processes (default 1).")
+def serve(
+    config_file: Path | None,
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    app: str | None,
+    workers: int | None,
+) -> None:
+    """Start the server that Exotel's Send-a-Reply applet calls."""
+    import uvicorn
+
+    from exosms.loading import AppLoadError, load_router
+
+    settings = _settings(
+        config_file, host=host, port=port, database_url=database_url, app=app, workers=workers
+    )
+    log_config = logging_config(settings.log_level)
+    logging.config.dictConfig(log_config)
+    if settings.app:
+        try:
+            load_router(settings.app)  # fail here, with a clear message, not in a worker
+        except AppLoadError as error:
+            raise click.ClickException(str(error)) from None
+    _migrate(settings)
+    os.environ.update(settings_as_environment(settings))
+    uvicorn.run(
+        "exosms.web.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        log_config=log_config,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@CONFIG_OPTION
+@DATABASE_OPTION
+def db_upgrade(config_file: Path | None, database_url: str | None) -> None:
+    """Create the tables, or bring them up to date. Safe to run again."""
+    settings = _settings(config_file, database_url=database_url)
+    _migrate(settings)
+    click.echo("database is up to date")
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+def _message_json(message: StoredMessage) -> dict[str, Any]:
+    return asdict(message)
+
+
+@main.command()
+@CONFIG_OPTION
+@DATABASE_OPTION
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def messages(
+    config_file: Path | None, database_url: str | None, limit: int, as_json: bool
+) -> None:
+    """List recent messages, newest first."""
+    settings = _settings(config_file, database_url=database_url)
+    _migrate(settings)
+
+    async def fetch() -> list[StoredMessage]:
+        store = open_store(settings.database_url)
+        await store.open()
+        try:
+            return await store.recent(limit)
+        finally:
+            await store.close()
+
+    try:
+        rows = asyncio.run(fetch())
+    except StoreUnavailable as error:
+        raise click.ClickException(f"database unavailable: {error}") from None
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(_message_json(row), ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no messages yet")
+        return
+    for row in rows:
+        reply = "(no reply)" if row.reply is None else repr(row.reply)
+        click.echo(
+            f"{_when(row.received_at)}  {row.sms_sid}  {row.sender} -> {row.recipient}  "
+            f"{row.outcome or row.state}  rule={row.rule or '-'}  "
+            f"handler={'-' if row.handler_ms is None else f'{row.handler_ms:.1f}ms'}  "
+            f"fetched={row.fetch_count}"
+        )
+        click.echo(f"    > {row.body!r}")
+        click.echo(f"    < {reply}")

@@ -1,0 +1,155 @@
+"""Settings: declared once here, with type, default and help; read from a TOML file and
+``EXOSMS_*`` environment variables (the environment wins over the file, command-line
+options win over both)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "EXOSMS_"
+DEFAULT_CONFIG_FILE = Path("exosms.toml")
+_config_file: ContextVar[Path | None] = ContextVar("exosms_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Every exosms setting. ``docs/settings.md`` lists them all (a test keeps it so)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True
+    )
+
+    host: str = Field("127.0.0.1", description="Address the server listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port the server listens on.")
+    database_url: str = Field(
+        "sqlite:///exosms.db",
+        description="Where messages are stored: `sqlite:///path/to/file.db` (the default, "
+        "a file in the working directory) or `postgresql://user@host/db`.",
+    )
+    app: str | None = Field(
+        None,
+        description="Your reply logic as `module:attribute`, a `Router` (or a callable "
+        "returning one). Unset: the built-in demo router (HELP, ECHO).",
+    )
+    workers: int = Field(1, ge=1, le=64, description="Server processes (`serve --workers`).")
+    applet_path: str = Field(
+        "/exotel/sms", description="URL path that Exotel's Send-a-Reply applet calls."
+    )
+    reply_deadline: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="Seconds the reply logic may take before the fallback answer is sent.",
+    )
+    fallback_reply: str = Field(
+        "",
+        description="Reply sent when the reply logic fails or misses the deadline. "
+        "Empty means no reply.",
+    )
+    max_body_chars: int = Field(
+        10_000, ge=1, description="Longest `Body` accepted; longer requests get 400."
+    )
+    max_query_bytes: int = Field(
+        65_536, ge=256, description="Longest query string accepted; longer requests get 414."
+    )
+    replay_cache_size: int = Field(
+        10_000,
+        ge=0,
+        description="Answers kept in memory per process so that Exotel's GET after its HEAD "
+        "is answered without touching the database.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log level printed."
+    )
+
+    @field_validator("applet_path")
+    @classmethod
+    def _path_is_absolute(cls, value: str) -> str:
+        if not value.startswith("/") or "?" in value or value.endswith("/") and value != "/":
+            raise ValueError("must start with '/', not end with '/', and have no query")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why, one problem a line."""
+
+
+def resolve_config_file(config_file: Path | str | None) -> Path | None:
+    """The TOML file to read: the one given, else ``$EXOSMS_CONFIG``, else ``./exosms.toml``."""
+    if config_file is not None:
+        path = Path(config_file)
+    elif os.environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
+    elif DEFAULT_CONFIG_FILE.is_file():
+        return DEFAULT_CONFIG_FILE
+    else:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    return path
+
+
+@contextmanager
+def _reading(config_file: Path | None) -> Iterator[None]:
+    token = _config_file.set(config_file)
+    try:
+        yield
+    finally:
+        _config_file.reset(token)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the settings; ``overrides`` (command-line options) win over everything else."""
+    from pydantic import ValidationError
+
+    path = resolve_config_file(config_file)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        with _reading(path):
+            return Settings(**given)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            lines.append(f"{where}: {problem['msg']}")
+        source = f" (from {path})" if path else ""
+        raise ConfigError(f"invalid settings{source}:\n  " + "\n  ".join(lines)) from None
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+
+
+def settings_as_environment(settings: Settings) -> dict[str, str]:
+    """The settings as ``EXOSMS_*`` variables, for worker processes started by the server."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env

@@ -1,0 +1,258 @@
+"""The reply engine: claim the SmsSid, dispatch to the router, store the answer, replay it.
+
+Exactly once per SmsSid: the first request stores the message and claims the SmsSid in the
+database; only the claim holder calls the handler. Requests for the same SmsSid in this
+process wait on the holder's future; in another process, they wait for the stored answer.
+An answer is returned only after it is durably committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from exosms.exotel.applet import AppletRequest, parse_exotel_date
+from exosms.numbers import normalise
+from exosms.routing import Router, Rule
+from exosms.sms import IncomingSms, Match, Reply
+from exosms.store.base import ClaimStatus, Completion, NewMessage, Store
+
+log = logging.getLogger("exosms.engine")
+
+CLAIM_GRACE = 1.0  # seconds past the reply deadline before another process may take over
+POLL_INTERVAL = 0.02  # seconds between looks at a SmsSid another process is answering
+
+
+class Outcome:
+    REPLIED = "replied"
+    NO_REPLY = "no_reply"
+    FALLBACK_TIMEOUT = "fallback_timeout"
+    FALLBACK_ERROR = "fallback_error"
+    REPLAYED = "replayed"  # not stored: how a repeated request was answered
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What goes back to Exotel: the reply text (``None``: no reply) and its bytes."""
+
+    reply: str | None
+    body: bytes
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    reply: str | None
+    rule: str | None
+    outcome: str
+    handler_ms: float | None
+    error: str | None
+
+
+def _clean(text: str) -> str:
+    # A handler may return text that UTF-8 cannot carry (lone surrogates) or that a database
+    # cannot hold (NUL): store and send the same repaired text.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _answer(reply: str | None, outcome: str) -> Answer:
+    return Answer(reply, reply.encode("utf-8") if reply else b"", outcome)
+
+
+class ReplyEngine:
+    """Turns applet requests into durable, exactly-once answers."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        *,
+        deadline: float = 2.0,
+        fallback: str = "",
+        cache_size: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.deadline = deadline
+        self.fallback = _clean(fallback) or None
+        self.owner = uuid.uuid4().hex
+        self._cache: OrderedDict[str, str | None] = OrderedDict()
+        self._cache_size = cache_size
+        self._inflight: dict[str, asyncio.Future[Answer]] = {}
+
+    async def receive(self, request: AppletRequest, method: str) -> Answer:
+        """Answer one applet request (HEAD or GET). Raises ``StoreUnavailable``."""
+        sid = request.sms_sid
+        if sid in self._cache:
+            self.store.record_fetch(sid, time.time())
+            return _answer(self._cache[sid], Outcome.REPLAYED)
+        pending = self._inflight.get(sid)
+        if pending is not None:
+            answer = await asyncio.shield(pending)
+            self.store.record_fetch(sid, time.time())
+            return _answer(answer.reply, Outcome.REPLAYED)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inflight[sid] = future
+        try:
+            answer = await self._answer_first(request, method)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: followers re-raise it, nobody else needs it
+            raise
+        else:
+            future.set_result(answer)
+            self._remember(sid, answer.reply)
+            return answer
+        finally:
+            del self._inflight[sid]
+
+    def _remember(self, sid: str, reply: str | None) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[sid] = reply
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _answer_first(self, request: AppletRequest, method: str) -> Answer:
+        received_at = time.time()
+        exotel_date = parse_exotel_date(request.date)
+        sms = IncomingSms(
+            sms_sid=request.sms_sid,
+            sender=normalise(request.sender),
+            recipient=normalise(request.recipient),
+            body=request.body,
+            received_at=_utc(received_at),
+            exotel_date=exotel_date,
+            sender_raw=request.sender,
+            recipient_raw=request.recipient,
+            date_raw=request.date,
+        )
+        message = NewMessage(
+            sms_sid=sms.sms_sid,
+            sender=sms.sender,
+            sender_raw=sms.sender_raw,
+            recipient=sms.recipient,
+            recipient_raw=sms.recipient_raw,
+            body=sms.body,
+            query=request.query,
+            date_raw=sms.date_raw,
+            exotel_date=exotel_date.timestamp() if exotel_date else None,
+            received_at=received_at,
+            method=method,
+        )
+        while True:
+            expires = time.time() + self.deadline + CLAIM_GRACE
+            claim = await self.store.claim(message, self.owner, expires)
+            if claim.status is ClaimStatus.ANSWERED:
+                return _answer(claim.reply, Outcome.REPLAYED)
+            if claim.status is ClaimStatus.CLAIMED:
+                break
+            stored = await self._wait_for_other(sms.sms_sid, claim.expires or expires)
+            if stored is not None:
+                return stored
+        result = await self._dispatch(sms)
+        reply = await self.store.complete(
+            Completion(
+                sms_sid=sms.sms_sid,
+                reply=result.reply,
+                rule=result.rule,
+                outcome=result.outcome,
+                handler_ms=result.handler_ms,
+                error=result.error,
+                answered_at=time.time(),
+            )
+        )
+        return _answer(reply, result.outcome)
+
+    async def _wait_for_other(self, sid: str, until: float) -> Answer | None:
+        """Wait for another process's answer; ``None`` when its claim expired first."""
+        while time.time() < until:
+            await asyncio.sleep(POLL_INTERVAL)
+            stored = await self.store.lookup(sid)
+            if stored is not None and stored.state == "done":
+                self.store.record_fetch(sid, time.time())
+                return _answer(stored.reply, Outcome.REPLAYED)
+        return None
+
+    async def _dispatch(self, sms: IncomingSms) -> _Result:
+        found = self.router.route(sms)
+        if found is None:
+            return _Result(None, None, Outcome.NO_REPLY, None, None)
+        rule, match = found
+        started = time.perf_counter()
+        task = asyncio.ensure_future(_invoke(rule, sms, match))
+        done, _ = await asyncio.wait({task}, timeout=self.deadline)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if not done:
+            task.cancel()
+            task.add_done_callback(_log_late(sms.sms_sid, rule.name))
+            log.warning(
+                "handler %s missed the %.2fs deadline for %s: fallback sent",
+                rule.name,
+                self.deadline,
+                sms.sms_sid,
+            )
+            return _Result(
+                self.fallback,
+                rule.name,
+                Outcome.FALLBACK_TIMEOUT,
+                elapsed_ms,
+                f"handler ran past the {self.deadline:g}s deadline",
+            )
+        error = task.exception()
+        if error is not None:
+            log.error(
+                "handler %s failed for %s: %s", rule.name, sms.sms_sid, error, exc_info=error
+            )
+            return _Result(
+                self.fallback, rule.name, Outcome.FALLBACK_ERROR, elapsed_ms, _describe(error)
+            )
+        value = task.result()
+        if isinstance(value, Reply):
+            value = value.text
+        if value is not None and not isinstance(value, str):
+            message = f"handler returned {type(value).__name__}, not str, Reply or None"
+            log.error("handler %s for %s: %s", rule.name, sms.sms_sid, message)
+            return _Result(self.fallback, rule.name, Outcome.FALLBACK_ERROR, elapsed_ms, message)
+        reply = _clean(value) if value else None
+        outcome = Outcome.REPLIED if reply else Outcome.NO_REPLY
+        return _Result(reply, rule.name, outcome, elapsed_ms, None)
+
+
+async def _invoke(rule: Rule, sms: IncomingSms, match: Match) -> Any:
+    if rule.is_async:
+        return await rule.handler(sms, match)  # type: ignore[misc]
+    # Plain functions run in a worker thread: a slow lookup must not stall other requests.
+    return await asyncio.to_thread(rule.handler, sms, match)
+
+
+def _describe(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _log_late(sid: str, rule: str) -> Any:
+    def report(task: asyncio.Future[Any]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.warning("late handler %s for %s failed: %s", rule, sid, _describe(error))
+        else:
+            log.info("late handler %s for %s finished after the fallback was sent", rule, sid)
+
+    return report
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,1 @@
+"""Exotel's wire formats, one module per contract."""

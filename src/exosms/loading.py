@@ -1,0 +1,45 @@
+"""Load the user's reply logic from a ``module:attribute`` string."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from exosms.routing import Router
+
+
+class AppLoadError(Exception):
+    """The ``--app`` value does not name a Router; the message says why."""
+
+
+def load_router(spec: str) -> Router:
+    """Import ``module:attribute`` and return the Router it names.
+
+    The attribute may be a Router or a function without arguments that returns one. The
+    current directory is importable, as it is for ``python -m``.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise AppLoadError(f"--app {spec!r} must look like module:attribute (e.g. shop:router)")
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise AppLoadError(f"cannot import {module_name!r}: {error}") from None
+    try:
+        target: object = module
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except AttributeError:
+        raise AppLoadError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if isinstance(target, Router):
+        return target
+    if callable(target):
+        built = target()
+        if isinstance(built, Router):
+            return built
+        raise AppLoadError(f"{spec} returned {type(built).__name__}, not an exosms.Router")
+    raise AppLoadError(f"{spec} is a {type(target).__name__}, not an exosms.Router")

@@ -1,0 +1,23 @@
+"""Where messages live: the store protocol, its schema, and the stores that implement it."""
+
+from exosms.store.base import (
+    Claim,
+    ClaimStatus,
+    Completion,
+    NewMessage,
+    Store,
+    StoredMessage,
+    StoreUnavailable,
+)
+from exosms.store.urls import open_store
+
+__all__ = [
+    "Claim",
+    "ClaimStatus",
+    "Completion",
+    "NewMessage",
+    "Store",
+    "StoreUnavailable",
+    "StoredMessage",
+    "open_store",
+]

@@ -1,0 +1,112 @@
+"""The store protocol: what the engine needs from a database, and the values it passes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreUnavailable(Exception):
+    """The database did not answer or refused a write; the request should be retried."""
+
+
+class ClaimStatus(enum.Enum):
+    CLAIMED = "claimed"  # this request owns the SmsSid: call the handler
+    ANSWERED = "answered"  # an answer is stored: replay it
+    BUSY = "busy"  # another process is computing the answer: wait for it
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    status: ClaimStatus
+    reply: str | None = None
+    expires: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """An incoming SMS as first stored, before its reply is known. Times are epoch seconds."""
+
+    sms_sid: str
+    sender: str
+    sender_raw: str
+    recipient: str
+    recipient_raw: str
+    body: str
+    query: str
+    date_raw: str
+    exotel_date: float | None
+    received_at: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The answer for one SmsSid, written once."""
+
+    sms_sid: str
+    reply: str | None
+    rule: str | None
+    outcome: str
+    handler_ms: float | None
+    error: str | None
+    answered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One row of the messages table. Times are epoch seconds (UTC)."""
+
+    id: int
+    sms_sid: str
+    sender: str
+    sender_raw: str
+    recipient: str
+    recipient_raw: str
+    body: str
+    query: str
+    date_raw: str
+    exotel_date: float | None
+    received_at: float
+    method: str
+    state: str
+    reply: str | None
+    rule: str | None
+    outcome: str | None
+    handler_ms: float | None
+    error: str | None
+    answered_at: float | None
+    fetch_count: int
+    last_fetch_at: float | None
+
+
+class Store(Protocol):
+    """A database holding messages. Implementations: :class:`~exosms.store.sqlite.SqliteStore`.
+
+    ``claim`` and ``complete`` are durable when they return: the caller may answer Exotel.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def claim(self, message: NewMessage, owner: str, expires: float) -> Claim:
+        """Store ``message`` and claim its SmsSid, or report who already has it."""
+        ...
+
+    async def complete(self, completion: Completion) -> str | None:
+        """Record the answer; return the stored reply (another process's if it was first)."""
+        ...
+
+    def record_fetch(self, sms_sid: str, at: float) -> None:
+        """Count one more fetch of a stored answer (not awaited, not durable)."""
+        ...
+
+    async def lookup(self, sms_sid: str) -> StoredMessage | None: ...
+
+    async def recent(self, limit: int) -> list[StoredMessage]: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` when the database does not answer."""
+        ...

@@ -1,0 +1,71 @@
+"""The tables, as SQLAlchemy Core metadata. Alembic migrations create them; this module is
+what the code reads. Times are epoch seconds (UTC) as floats, identical on every database."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sms_sid", String(128), nullable=False, unique=True),
+    Column("sender", String(256), nullable=False),
+    Column("sender_raw", String(256), nullable=False),
+    Column("recipient", String(256), nullable=False),
+    Column("recipient_raw", String(256), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("date_raw", String(256), nullable=False),
+    Column("exotel_date", Float),
+    Column("received_at", Float, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | done
+    Column("claim_owner", String(64)),
+    Column("claim_expires", Float),
+    Column("reply", Text),
+    Column("rule", String(200)),
+    Column("outcome", String(32)),
+    Column("handler_ms", Float),
+    Column("error", Text),
+    Column("answered_at", Float),
+    Column("fetch_count", Integer, nullable=False, server_default="0"),
+    Column("last_fetch_at", Float),
+    Index("ix_messages_received_at", "received_at"),
+    Index("ix_messages_sender", "sender", "received_at"),
+)
+
+MESSAGE_COLUMNS = (
+    "id",
+    "sms_sid",
+    "sender",
+    "sender_raw",
+    "recipient",
+    "recipient_raw",
+    "body",
+    "query",
+    "date_raw",
+    "exotel_date",
+    "received_at",
+    "method",
+    "state",
+    "reply",
+    "rule",
+    "outcome",
+    "handler_ms",
+    "error",
+    "answered_at",
+    "fetch_count",
+    "last_fetch_at",
+)

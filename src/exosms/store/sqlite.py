@@ -1,0 +1,270 @@
+"""SQLite store: the embedded default.
+
+Writes go through one writer thread that owns one connection in WAL mode with
+``synchronous=FULL``. The thread takes every write waiting in its queue, runs them in one
+transaction and commits once: many requests share one fsync (group commit), and each write
+is durable before its future resolves. Reads use SQLAlchemy over aiosqlite, concurrently
+with the writer (WAL readers never block the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from exosms.store.base import (
+    Claim,
+    ClaimStatus,
+    Completion,
+    NewMessage,
+    StoredMessage,
+    StoreUnavailable,
+)
+from exosms.store.sql import SqlReader
+from exosms.store.urls import DatabaseUrl
+
+log = logging.getLogger("exosms.store")
+
+MAX_BATCH = 512  # writes per transaction; bounds how long one commit holds the lock
+BUSY_TIMEOUT_MS = 10_000  # another process (serve --workers) may hold the write lock
+
+_INSERT = (
+    "INSERT INTO messages (sms_sid, sender, sender_raw, recipient, recipient_raw, body, query,"
+    " date_raw, exotel_date, received_at, method, state, claim_owner, claim_expires,"
+    " fetch_count, last_fetch_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 1, ?)"
+    " ON CONFLICT (sms_sid) DO NOTHING"
+)
+_CLAIM_STATE = "SELECT state, reply, claim_expires FROM messages WHERE sms_sid = ?"
+_TAKE_OVER = (
+    "UPDATE messages SET claim_owner = ?, claim_expires = ?"
+    " WHERE sms_sid = ? AND state = 'pending'"
+)
+_COMPLETE = (
+    "UPDATE messages SET state = 'done', reply = ?, rule = ?, outcome = ?, handler_ms = ?,"
+    " error = ?, answered_at = ?, claim_owner = NULL, claim_expires = NULL"
+    " WHERE sms_sid = ? AND state = 'pending'"
+)
+_STORED_REPLY = "SELECT reply FROM messages WHERE sms_sid = ?"
+_FETCHED = (
+    "UPDATE messages SET fetch_count = fetch_count + 1, last_fetch_at = ? WHERE sms_sid = ?"
+)
+
+
+def configure_connection(conn: Any) -> None:
+    """Pragmas every exosms SQLite connection uses: WAL, full sync, wait for locks."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _claim(
+    conn: sqlite3.Connection, m: NewMessage, owner: str, expires: float, now: float
+) -> Claim:
+    inserted = conn.execute(
+        _INSERT,
+        (
+            m.sms_sid,
+            m.sender,
+            m.sender_raw,
+            m.recipient,
+            m.recipient_raw,
+            m.body,
+            m.query,
+            m.date_raw,
+            m.exotel_date,
+            m.received_at,
+            m.method,
+            owner,
+            expires,
+            m.received_at,
+        ),
+    )
+    if inserted.rowcount == 1:
+        return Claim(ClaimStatus.CLAIMED)
+    state, reply, claim_expires = conn.execute(_CLAIM_STATE, (m.sms_sid,)).fetchone()
+    if state == "done":
+        conn.execute(_FETCHED, (now, m.sms_sid))
+        return Claim(ClaimStatus.ANSWERED, reply=reply)
+    if claim_expires is None or claim_expires < now:
+        # The owner died or hung past the deadline: this request takes the SmsSid over.
+        conn.execute(_TAKE_OVER, (owner, expires, m.sms_sid))
+        return Claim(ClaimStatus.CLAIMED)
+    return Claim(ClaimStatus.BUSY, expires=claim_expires)
+
+
+def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
+    updated = conn.execute(
+        _COMPLETE,
+        (c.reply, c.rule, c.outcome, c.handler_ms, c.error, c.answered_at, c.sms_sid),
+    )
+    if updated.rowcount == 1:
+        return c.reply
+    row = conn.execute(_STORED_REPLY, (c.sms_sid,)).fetchone()
+    # Another process completed first (after taking over our expired claim): its answer
+    # stands, so that every request for this SmsSid gets the same bytes.
+    return c.reply if row is None else row[0]  # type: ignore[no-any-return]
+
+
+def _record_fetch(conn: sqlite3.Connection, sms_sid: str, at: float) -> None:
+    conn.execute(_FETCHED, (at, sms_sid))
+
+
+@dataclass(slots=True)
+class _Write:
+    work: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any] | None
+    loop: asyncio.AbstractEventLoop | None
+
+
+class GroupCommitWriter:
+    """One thread, one connection, one transaction (and one fsync) per batch of writes."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._queue: SimpleQueue[_Write | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self.batches = 0
+        self.writes = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="exosms-sqlite-writer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise StoreUnavailable(f"cannot open {self._path}: {self._startup_error}")
+
+    def stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def submit(self, work: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Write(work, args, future, loop))
+        return future
+
+    def post(self, work: Callable[..., Any], *args: Any) -> None:
+        self._queue.put(_Write(work, args, None, None))
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            configure_connection(conn)
+        except sqlite3.Error as error:
+            self._startup_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._deliver(batch, self._run_batch(conn, batch))
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> list[Any]:
+        self.batches += 1
+        self.writes += len(batch)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [write.work(conn, *write.args) for write in batch]
+            conn.execute("COMMIT")
+            return results
+        except Exception as error:  # noqa: BLE001 - every write must get an answer
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(batch) == 1:
+                log.error("database write failed: %s", error)
+                return [StoreUnavailable(f"database write failed: {error}")]
+        # One write spoiled the batch: run each alone so the others still land.
+        return [self._run_batch(conn, [write])[0] for write in batch]
+
+    @staticmethod
+    def _deliver(batch: list[_Write], results: list[Any]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for write, result in zip(batch, results, strict=True):
+            if write.future is not None and write.loop is not None:
+                by_loop.setdefault(write.loop, []).append((write.future, result))
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, pairs)
+            except RuntimeError:
+                pass  # the loop closed while the write was in flight
+
+
+def _resolve(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in pairs:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
+class SqliteStore:
+    """The embedded store: one SQLite file, durable group-committed writes."""
+
+    def __init__(self, url: DatabaseUrl) -> None:
+        assert url.sqlite_path is not None
+        self.url = url
+        self.path = url.sqlite_path
+        self._writer = GroupCommitWriter(str(self.path))
+        engine = create_async_engine(url.async_url)
+        event.listen(engine.sync_engine, "connect", lambda conn, _: configure_connection(conn))
+        self._reader = SqlReader(engine)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._writer.start)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._writer.stop)
+        await self._reader.engine.dispose()
+
+    async def claim(self, message: NewMessage, owner: str, expires: float) -> Claim:
+        result: Claim = await self._writer.submit(
+            _claim, message, owner, expires, message.received_at
+        )
+        return result
+
+    async def complete(self, completion: Completion) -> str | None:
+        result: str | None = await self._writer.submit(_complete, completion)
+        return result
+
+    def record_fetch(self, sms_sid: str, at: float) -> None:
+        self._writer.post(_record_fetch, sms_sid, at)
+
+    async def lookup(self, sms_sid: str) -> StoredMessage | None:
+        return await self._reader.lookup(sms_sid)
+
+    async def recent(self, limit: int) -> list[StoredMessage]:
+        return await self._reader.recent(limit)
+
+    async def ping(self) -> None:
+        await self._reader.ping()

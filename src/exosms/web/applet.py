@@ -1,0 +1,81 @@
+"""The Send-a-Reply endpoint: parse Exotel's query, ask the engine, render the answer.
+
+Written as a raw ASGI app so that every header byte is ours: ``Content-Type: text/plain``
+exactly, a true ``Content-Length``, and the same headers for HEAD as for GET.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import Receive, Scope, Send
+
+from exosms.engine import ReplyEngine
+from exosms.exotel.applet import BadRequest, answer_headers, parse_query
+from exosms.store.base import StoreUnavailable
+
+log = logging.getLogger("exosms.request")
+
+_EMPTY_HEADERS = answer_headers(b"")
+
+
+async def send_text(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None, *, head: bool = False) -> None:
+    """Send a one-line ``text/plain`` answer (errors, health checks)."""
+    body = text.encode("utf-8")
+    headers = answer_headers(body) + (extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+class AppletEndpoint:
+    """ASGI app for Exotel's applet URL (GET and HEAD)."""
+
+    def __init__(self, engine: ReplyEngine, *, max_body_chars: int, max_query_bytes: int) -> None:
+        self.engine = engine
+        self.max_body_chars = max_body_chars
+        self.max_query_bytes = max_query_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        head = method == "HEAD"
+        if method != "GET" and not head:
+            await send_text(send, 405, "use GET or HEAD\n", [(b"allow", b"GET, HEAD")])
+            return
+        try:
+            request = parse_query(
+                scope["query_string"],
+                max_body_chars=self.max_body_chars,
+                max_query_bytes=self.max_query_bytes,
+            )
+        except BadRequest as error:
+            log.info("rejected %s status=%d reason=%s", method, error.status, error.reason)
+            await send_text(send, error.status, error.reason + "\n", head=head)
+            return
+        if request is None:  # Exotel (or a person) checking the URL: no SMS, nothing stored
+            await send({"type": "http.response.start", "status": 200, "headers": _EMPTY_HEADERS})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        try:
+            answer = await self.engine.receive(request, method)
+        except StoreUnavailable as error:
+            log.error("sid=%s %s database unavailable: %s", request.sms_sid, method, error)
+            await send_text(send, 503, "database unavailable, try again\n", head=head)
+            return
+        except Exception:
+            log.exception("sid=%s %s failed", request.sms_sid, method)
+            await send_text(send, 503, "temporarily unable to answer, try again\n", head=head)
+            return
+        body = answer.body
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": answer_headers(body)}
+        )
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        log.info(
+            "sid=%s %s %s %.1fms",
+            request.sms_sid,
+            method,
+            answer.outcome,
+            (time.perf_counter() - started) * 1000,
+        )
