@@ -132,9 +132,7 @@ def _message_json(message: StoredMessage) -> dict[str, Any]:
 @DATABASE_OPTION
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def messages(
-    config_file: Path | None, database_url: str | None, limit: int, as_json: bool
-) -> None:
+def messages(config_file: Path | None, database_url: str | None, limit: int, as_json: bool) -> None:
     """List recent messages, newest first."""
     settings = _settings(config_file, database_url=database_url)
     _migrate(settings)

@@ -62,7 +62,11 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Longest `Body` accepted; longer requests get 400."
     )
     max_query_bytes: int = Field(
-        65_536, ge=256, description="Longest query string accepted; longer requests get 414."
+        60_000,
+        ge=256,
+        le=60_000,
+        description="Longest query string accepted; longer requests get 414. At most 60000: "
+        "the HTTP parser refuses request lines near 64 KiB on its own.",
     )
     replay_cache_size: int = Field(
         10_000,
@@ -77,7 +81,7 @@ class Settings(BaseSettings):
     @field_validator("applet_path")
     @classmethod
     def _path_is_absolute(cls, value: str) -> str:
-        if not value.startswith("/") or "?" in value or value.endswith("/") and value != "/":
+        if not value.startswith("/") or "?" in value or (value.endswith("/") and value != "/"):
             raise ValueError("must start with '/', not end with '/', and have no query")
         return value
 

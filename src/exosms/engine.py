@@ -211,9 +211,7 @@ class ReplyEngine:
             )
         error = task.exception()
         if error is not None:
-            log.error(
-                "handler %s failed for %s: %s", rule.name, sms.sms_sid, error, exc_info=error
-            )
+            log.error("handler %s failed for %s: %s", rule.name, sms.sms_sid, error, exc_info=error)
             return _Result(
                 self.fallback, rule.name, Outcome.FALLBACK_ERROR, elapsed_ms, _describe(error)
             )

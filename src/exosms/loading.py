@@ -38,7 +38,10 @@ def load_router(spec: str) -> Router:
     if isinstance(target, Router):
         return target
     if callable(target):
-        built = target()
+        try:
+            built = target()
+        except Exception as error:
+            raise AppLoadError(f"{spec}() failed: {type(error).__name__}: {error}") from None
         if isinstance(built, Router):
             return built
         raise AppLoadError(f"{spec} returned {type(built).__name__}, not an exosms.Router")

@@ -15,9 +15,8 @@ from typing import TypeAlias
 
 from exosms.sms import IncomingSms, Match, Reply
 
-HandlerResult: TypeAlias = "str | Reply | None"
 Handler: TypeAlias = Callable[
-    [IncomingSms, Match], "str | Reply | None | Awaitable[str | Reply | None]"
+    [IncomingSms, Match], "str | Reply | Awaitable[str | Reply | None] | None"
 ]
 
 # Punctuation customers put straight after a keyword: "ORDER: 12", "order,12", "STOP."
@@ -121,7 +120,7 @@ class Router:
     ) -> Rule:
         rule = Rule(
             index=len(self._rules),
-            name=name or getattr(handler, "__name__", "handler"),
+            name=name or str(getattr(handler, "__name__", "handler")),
             handler=handler,
             is_async=inspect.iscoroutinefunction(handler),
             keyword=keyword,
@@ -144,7 +143,9 @@ class Router:
                 groups = {k: v for k, v in found.groupdict().items() if v is not None}
                 return rule, Match(rule=rule.name, rest=sms.body, groups=groups)
         if keyword_rule is not None:
-            return keyword_rule, Match(rule=keyword_rule.name, keyword=keyword_rule.keyword, rest=rest)
+            return keyword_rule, Match(
+                rule=keyword_rule.name, keyword=keyword_rule.keyword, rest=rest
+            )
         if self._default is not None:
             return self._default, Match(rule=self._default.name, rest=sms.body)
         return None

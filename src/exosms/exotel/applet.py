@@ -46,9 +46,7 @@ def _decode(raw: bytes) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
-def parse_query(
-    query: bytes, *, max_body_chars: int, max_query_bytes: int
-) -> AppletRequest | None:
+def parse_query(query: bytes, *, max_body_chars: int, max_query_bytes: int) -> AppletRequest | None:
     """Parse an applet query string. ``None`` means a URL check (no ``SmsSid``).
 
     Raises :class:`BadRequest` for anything that cannot be an SMS from Exotel.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -25,9 +26,14 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at ``database_url`` to ``revision``. Safe to run again.
 
-    Call it from synchronous code (the CLI does, before the server starts).
+    The migrations run their own event loop; from async code, use :func:`upgrade_async`.
     """
     parsed = parse_database_url(database_url)
     if parsed.sqlite_path is not None and parsed.sqlite_path.parent != Path():
         parsed.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
+
+
+async def upgrade_async(database_url: str, revision: str = "head") -> None:
+    """:func:`upgrade`, from inside a running event loop (in a worker thread)."""
+    await asyncio.to_thread(upgrade, database_url, revision)

@@ -10,9 +10,11 @@ with the writer (WAL readers never block the writer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
@@ -46,8 +48,7 @@ _INSERT = (
 )
 _CLAIM_STATE = "SELECT state, reply, claim_expires FROM messages WHERE sms_sid = ?"
 _TAKE_OVER = (
-    "UPDATE messages SET claim_owner = ?, claim_expires = ?"
-    " WHERE sms_sid = ? AND state = 'pending'"
+    "UPDATE messages SET claim_owner = ?, claim_expires = ? WHERE sms_sid = ? AND state = 'pending'"
 )
 _COMPLETE = (
     "UPDATE messages SET state = 'done', reply = ?, rule = ?, outcome = ?, handler_ms = ?,"
@@ -55,9 +56,7 @@ _COMPLETE = (
     " WHERE sms_sid = ? AND state = 'pending'"
 )
 _STORED_REPLY = "SELECT reply FROM messages WHERE sms_sid = ?"
-_FETCHED = (
-    "UPDATE messages SET fetch_count = fetch_count + 1, last_fetch_at = ? WHERE sms_sid = ?"
-)
+_FETCHED = "UPDATE messages SET fetch_count = fetch_count + 1, last_fetch_at = ? WHERE sms_sid = ?"
 
 
 def configure_connection(conn: Any) -> None:
@@ -68,9 +67,7 @@ def configure_connection(conn: Any) -> None:
     conn.execute("PRAGMA foreign_keys=ON")
 
 
-def _claim(
-    conn: sqlite3.Connection, m: NewMessage, owner: str, expires: float, now: float
-) -> Claim:
+def _claim(conn: sqlite3.Connection, m: NewMessage, owner: str, expires: float) -> Claim:
     inserted = conn.execute(
         _INSERT,
         (
@@ -93,6 +90,7 @@ def _claim(
     if inserted.rowcount == 1:
         return Claim(ClaimStatus.CLAIMED)
     state, reply, claim_expires = conn.execute(_CLAIM_STATE, (m.sms_sid,)).fetchone()
+    now = time.time()
     if state == "done":
         conn.execute(_FETCHED, (now, m.sms_sid))
         return Claim(ClaimStatus.ANSWERED, reply=reply)
@@ -113,7 +111,8 @@ def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
     row = conn.execute(_STORED_REPLY, (c.sms_sid,)).fetchone()
     # Another process completed first (after taking over our expired claim): its answer
     # stands, so that every request for this SmsSid gets the same bytes.
-    return c.reply if row is None else row[0]  # type: ignore[no-any-return]
+    stored: str | None = c.reply if row is None else row[0]
+    return stored
 
 
 def _record_fetch(conn: sqlite3.Connection, sms_sid: str, at: float) -> None:
@@ -153,6 +152,8 @@ class GroupCommitWriter:
             self._thread.join()
 
     def submit(self, work: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        if self._thread is None or not self._thread.is_alive():
+            raise StoreUnavailable("the database writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.put(_Write(work, args, future, loop))
@@ -196,7 +197,7 @@ class GroupCommitWriter:
             results = [write.work(conn, *write.args) for write in batch]
             conn.execute("COMMIT")
             return results
-        except Exception as error:  # noqa: BLE001 - every write must get an answer
+        except Exception as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if len(batch) == 1:
@@ -212,10 +213,8 @@ class GroupCommitWriter:
             if write.future is not None and write.loop is not None:
                 by_loop.setdefault(write.loop, []).append((write.future, result))
         for loop, pairs in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed while writing
                 loop.call_soon_threadsafe(_resolve, pairs)
-            except RuntimeError:
-                pass  # the loop closed while the write was in flight
 
 
 def _resolve(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
@@ -248,9 +247,7 @@ class SqliteStore:
         await self._reader.engine.dispose()
 
     async def claim(self, message: NewMessage, owner: str, expires: float) -> Claim:
-        result: Claim = await self._writer.submit(
-            _claim, message, owner, expires, message.received_at
-        )
+        result: Claim = await self._writer.submit(_claim, message, owner, expires)
         return result
 
     async def complete(self, completion: Completion) -> str | None:

@@ -55,10 +55,9 @@ def create_app(settings: Settings, router: Router, store: Store) -> Starlette:
         return _text(200, "ok\n")
 
     async def index(request: Request) -> Response:
+        applet_url = f"{request.base_url}{settings.applet_path.lstrip('/')}"
         return _text(
-            200,
-            "exosms is running.\n"
-            f"Point Exotel's Send a Reply applet at {request.base_url}{settings.applet_path.lstrip('/')}\n",
+            200, f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
         )
 
     app = Starlette(

@@ -20,7 +20,14 @@ log = logging.getLogger("exosms.request")
 _EMPTY_HEADERS = answer_headers(b"")
 
 
-async def send_text(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None, *, head: bool = False) -> None:
+async def send_text(
+    send: Send,
+    status: int,
+    text: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    *,
+    head: bool = False,
+) -> None:
     """Send a one-line ``text/plain`` answer (errors, health checks)."""
     body = text.encode("utf-8")
     headers = answer_headers(body) + (extra or [])
@@ -68,9 +75,7 @@ class AppletEndpoint:
             await send_text(send, 503, "temporarily unable to answer, try again\n", head=head)
             return
         body = answer.body
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": answer_headers(body)}
-        )
+        await send({"type": "http.response.start", "status": 200, "headers": answer_headers(body)})
         await send({"type": "http.response.body", "body": b"" if head else body})
         log.info(
             "sid=%s %s %s %.1fms",

@@ -1,0 +1,5 @@
+"""``python -m exosms`` is the ``exosms`` command."""
+
+from exosms.cli import main
+
+main()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+from servers import ServerProcess, free_port
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real `exosms serve` with the test router, on its own SQLite file, for one module."""
+    workdir = tmp_path_factory.mktemp("server")
+    proc = ServerProcess(
+        workdir=workdir,
+        port=free_port(),
+        database_url=f"sqlite:///{workdir / 'exosms.db'}",
+        args=["--app", "exosms_test_apps:router"],
+        env={"EXOSMS_REPLY_DEADLINE": "0.5"},
+    ).start()
+    yield proc
+    proc.stop()

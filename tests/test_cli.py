@@ -1,0 +1,103 @@
+"""The exosms command, run as a user runs it (a real process, a real SQLite file)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from servers import ServerProcess, free_port
+
+
+def exosms(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exosms", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_db_upgrade_is_repeatable(tmp_path: Path) -> None:
+    for _ in range(2):
+        done = exosms("db", "upgrade", "--database", f"sqlite:///{tmp_path}/x.db", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "up to date" in done.stdout
+
+
+def test_demo_server_then_messages(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, free_port(), f"sqlite:///{tmp_path / 'exosms.db'}").start()
+    try:
+        base = f"{proc.url}/exotel/sms"
+        common = {"From": "09052161119", "To": "56070", "Date": "2026-11-26 10:00:00"}
+        assert httpx.get(base, params={"SmsSid": "d1", "Body": "help", **common}).text.startswith(
+            "exosms demo"
+        )
+        assert httpx.get(base, params={"SmsSid": "d2", "Body": "ECHO hi", **common}).text == "hi"
+        assert httpx.get(base, params={"SmsSid": "d3", "Body": "hello", **common}).text == ""
+        assert httpx.get(proc.url + "/").text.startswith("exosms is running")
+    finally:
+        proc.stop()
+    assert "sid=d2 GET replied" in proc.log()
+
+    listed = exosms("messages", "--database", proc.database_url, "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["sms_sid"] for r in rows] == ["d3", "d2", "d1"]
+    assert rows[1]["reply"] == "hi"
+    assert rows[1]["rule"] == "echo"
+    assert rows[1]["sender"] == "+919052161119"
+    assert rows[1]["sender_raw"] == "09052161119"
+    assert rows[0]["outcome"] == "no_reply"
+
+    text = exosms("messages", "--database", proc.database_url, "--limit", "1", cwd=tmp_path)
+    assert "d3" in text.stdout and "d2" not in text.stdout
+    assert "no_reply" in text.stdout
+
+
+def test_serve_refuses_a_bad_app_with_a_clear_message(tmp_path: Path) -> None:
+    done = exosms("serve", "--app", "no_such_module:router", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "cannot import 'no_such_module'" in done.stderr
+    done = exosms("serve", "--app", "json", cwd=tmp_path)
+    assert "must look like module:attribute" in done.stderr
+    done = exosms("serve", "--app", "json:dumps", cwd=tmp_path)
+    assert "json:dumps() failed: TypeError" in done.stderr
+    done = exosms("serve", "--app", "json:JSONDecoder", cwd=tmp_path)
+    assert "returned JSONDecoder, not an exosms.Router" in done.stderr
+    done = exosms("serve", "--app", "json:__name__", cwd=tmp_path)
+    assert "is a str, not an exosms.Router" in done.stderr
+
+
+def test_serve_refuses_bad_settings(tmp_path: Path) -> None:
+    (tmp_path / "exosms.toml").write_text("reply_deadline = -1\n")
+    done = exosms("serve", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "reply_deadline: Input should be greater than 0" in done.stderr
+    (tmp_path / "empty.toml").write_text("")
+    done = exosms("serve", "--database", "mysql://x/y", "--config", "empty.toml", cwd=tmp_path)
+    assert "unsupported database 'mysql'" in done.stderr
+
+
+def test_example_shop_answers_order_status(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    proc = ServerProcess(
+        tmp_path,
+        free_port(),
+        f"sqlite:///{tmp_path / 'exosms.db'}",
+        args=["--app", "shop:router"],
+        env={"PYTHONPATH": str(examples), "SHOP_DB": str(tmp_path / "shop.db")},
+    ).start()
+    try:
+        base = f"{proc.url}/exotel/sms"
+        ask = {"From": "9052161119", "To": "56070"}
+        assert httpx.get(base, params={"SmsSid": "o1", "Body": "ORDER 1001", **ask}).text == (
+            "Order 1001 (2 x Basmati rice 5kg) is out for delivery. Thank you for shopping "
+            "with Acme Stores."
+        )
+        assert (
+            "not find order 42"
+            in httpx.get(base, params={"SmsSid": "o2", "Body": "order: 42", **ask}).text
+        )
+        assert "ORDER" in httpx.get(base, params={"SmsSid": "o3", "Body": "ORDER", **ask}).text
+    finally:
+        proc.stop()

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import pytest
+
+from exosms.numbers import is_phone_number, normalise
+
+
+@pytest.mark.parametrize(
+    "raw", ["9052161119", "09052161119", "+919052161119", "919052161119", " 919052161119"]
+)
+def test_indian_forms_become_e164(raw: str) -> None:
+    assert normalise(raw) == "+919052161119"
+
+
+@pytest.mark.parametrize("raw", ["56070", "VM-ACMEIN", "0XXXXXX4890", "", "JD-HDFCBK"])
+def test_short_codes_and_alphanumeric_senders_are_kept(raw: str) -> None:
+    assert normalise(raw) == raw
+
+
+def test_letters_never_become_digits() -> None:
+    assert normalise("0XXXXXX4890") == "0XXXXXX4890"
+    assert not is_phone_number("0XXXXXX4890")
+
+
+def test_foreign_numbers_in_e164_stay_foreign() -> None:
+    assert normalise("+1 650 253 0000") == "+16502530000"
+    assert is_phone_number("+16502530000")
