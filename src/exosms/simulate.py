@@ -1,0 +1,404 @@
+"""`exosms simulate`: call a reply URL the way Exotel does and judge the answer.
+
+Every check names the rule Exotel's applet imposes, what the server did instead, and the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from exosms.exotel.caller import AppletSms
+from exosms.httpraw import ASGIApp, Exchange, fetch, fetch_asgi
+from exosms.routing import Router
+from exosms.segments import Segments, segment
+
+SCHEMA = "exosms.simulate/1"
+DEFAULT_BUDGET = 2.0  # seconds; Exotel's timeout is unpublished, sibling webhooks use 10-15 s
+DEFAULT_MAX_PARTS = 7  # Exotel's documented multipart limit
+ERROR = "error"
+WARNING = "warning"
+
+
+class Target(Protocol):
+    """Something that answers applet requests: a URL, or an app in this process."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def exchange(self, method: str, query: str) -> Exchange: ...
+
+
+@dataclass
+class UrlTarget:
+    url: str
+    timeout: float = 15.0
+
+    @property
+    def name(self) -> str:
+        return self.url
+
+    async def exchange(self, method: str, query: str) -> Exchange:
+        return await fetch(self.url, method, query, timeout=self.timeout)
+
+
+@dataclass
+class AppTarget:
+    app: ASGIApp
+    path: str
+    name: str = "app"
+
+    async def exchange(self, method: str, query: str) -> Exchange:
+        return await fetch_asgi(self.app, self.path, method, query)
+
+
+@contextlib.asynccontextmanager
+async def app_target(
+    router: Router | str, config_file: Path | None = None, **overrides: Any
+) -> AsyncIterator[AppTarget]:
+    """An exosms app for ``router`` (or ``module:attr``), on a throwaway SQLite file."""
+    import tempfile
+
+    from exosms.config import load_settings
+    from exosms.loading import load_router
+    from exosms.store import open_store
+    from exosms.store.migrate import upgrade_async
+    from exosms.web.app import create_app
+
+    name = f"--app {router}" if isinstance(router, str) else "app"
+    if isinstance(router, str):
+        router = load_router(router)
+    with tempfile.TemporaryDirectory(prefix="exosms-simulate-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'simulate.db'}"
+        settings = load_settings(config_file, **{**overrides, "database_url": url})
+        await upgrade_async(url)
+        app = create_app(settings, router, open_store(url))
+        async with app.router.lifespan_context(app):
+            yield AppTarget(app, settings.applet_path, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    code: str
+    severity: str
+    message: str
+    fix: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class SmsCheck:
+    """One simulated SMS: the exchanges, the reply the customer would get, the verdicts."""
+
+    sms: AppletSms
+    head: Exchange
+    get: Exchange
+    repeat: Exchange | None
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def reply(self) -> str | None:
+        if self.get.status != 200 or not self.get.body:
+            return None
+        return self.get.body.decode("utf-8", errors="replace")
+
+    @property
+    def segments(self) -> Segments | None:
+        return segment(self.reply) if self.reply else None
+
+    @property
+    def ok(self) -> bool:
+        return not any(v.severity == ERROR for v in self.violations)
+
+
+def _exchange_violations(ex: Exchange, budget: float) -> list[Violation]:
+    found: list[Violation] = []
+    if 300 <= ex.status < 400:
+        found.append(
+            Violation(
+                "redirect",
+                ERROR,
+                f"{ex.method} answered {ex.status} redirecting to {ex.first('location')!r}; "
+                "Exotel does not follow redirects to find the reply.",
+                "Enter the final URL in Exotel's applet (watch http vs https and trailing /).",
+            )
+        )
+    elif ex.status != 200:
+        found.append(
+            Violation(
+                "status",
+                ERROR,
+                f"{ex.method} answered {ex.status}; Exotel needs 200 to send a reply.",
+                "Answer 200 for every SMS; for no reply, send an empty body.",
+            )
+        )
+    types = ex.values("content-type")
+    if types != ["text/plain"]:
+        seen = " and ".join(repr(t) for t in types) if types else "missing"
+        found.append(
+            Violation(
+                "content-type",
+                ERROR,
+                f"{ex.method} Content-Type is {seen}; Exotel requires exactly 'text/plain', "
+                "with nothing else (no '; charset=utf-8').",
+                "Set the header yourself: most frameworks add a charset to text responses.",
+            )
+        )
+    lengths = ex.values("content-length")
+    if ex.chunked:
+        found.append(
+            Violation(
+                "chunked",
+                ERROR,
+                f"{ex.method} answer is sent with Transfer-Encoding: chunked.",
+                "Send the whole reply at once with a Content-Length header (no streaming).",
+            )
+        )
+    elif not lengths:
+        found.append(
+            Violation(
+                "content-length-missing",
+                ERROR,
+                f"{ex.method} answer has no Content-Length.",
+                "Send Content-Length: the UTF-8 byte length of the reply (0 for no reply).",
+            )
+        )
+    elif len(set(lengths)) > 1 or not lengths[0].isdigit():
+        found.append(
+            Violation(
+                "content-length-wrong",
+                ERROR,
+                f"{ex.method} Content-Length is {', '.join(lengths)!r}.",
+                "Send one Content-Length: the UTF-8 byte length of the reply.",
+            )
+        )
+    elif ex.method == "GET":
+        declared = int(lengths[0])
+        if declared == 0 and ex.extra:
+            found.append(
+                Violation(
+                    "body-with-zero-length",
+                    ERROR,
+                    f"GET says Content-Length: 0 (no reply) but then sends {len(ex.extra)} "
+                    f"bytes: {ex.extra[:40]!r}.",
+                    "Either send no body (no reply) or set Content-Length to the body's length.",
+                )
+            )
+        elif ex.extra or len(ex.body) != declared:
+            actual = len(ex.body) + len(ex.extra)
+            found.append(
+                Violation(
+                    "content-length-wrong",
+                    ERROR,
+                    f"GET Content-Length is {declared} but the body is {actual} bytes; "
+                    "the reply will be cut or the request will hang.",
+                    "Count bytes, not characters: Hindi and emoji take 3 to 4 bytes each in UTF-8.",
+                )
+            )
+    if ex.method == "HEAD" and ex.extra:
+        found.append(
+            Violation(
+                "head-body",
+                ERROR,
+                f"HEAD answer carries a body ({len(ex.extra)} bytes).",
+                "Answer HEAD with the GET's headers and no body.",
+            )
+        )
+    if ex.elapsed_ms > budget * 1000:
+        found.append(
+            Violation(
+                "slow",
+                ERROR,
+                f"{ex.method} took {ex.elapsed_ms:.0f} ms, over the {budget:g} s budget; "
+                "Exotel's timeout is not published and a late reply is lost.",
+                "Answer within a second or two; move slow lookups out of the request.",
+            )
+        )
+    return found
+
+
+_IGNORED_IN_COMPARISON = {"date", "connection", "keep-alive"}
+
+
+def _head_violations(head: Exchange, get: Exchange) -> list[Violation]:
+    found: list[Violation] = []
+    if head.status == 405:
+        found.append(
+            Violation(
+                "head-405",
+                ERROR,
+                "HEAD answered 405 Method Not Allowed; Exotel sends HEAD before every GET.",
+                "Allow HEAD on the route (FastAPI: list 'HEAD' in methods; Starlette's "
+                "Route does it for you).",
+            )
+        )
+        return found
+    if head.status != get.status:
+        found.append(
+            Violation(
+                "head-status",
+                ERROR,
+                f"HEAD answered {head.status} but GET answered {get.status}.",
+                "Answer HEAD exactly as GET, without the body.",
+            )
+        )
+    head_headers = sorted(h for h in head.headers if h[0] not in _IGNORED_IN_COMPARISON)
+    get_headers = sorted(h for h in get.headers if h[0] not in _IGNORED_IN_COMPARISON)
+    if head_headers != get_headers:
+        only_head = [f"{k}: {v}" for k, v in head_headers if (k, v) not in get_headers]
+        only_get = [f"{k}: {v}" for k, v in get_headers if (k, v) not in head_headers]
+        found.append(
+            Violation(
+                "head-headers",
+                ERROR,
+                "HEAD and GET headers differ: HEAD has "
+                f"{only_head or 'nothing extra'}, GET has {only_get or 'nothing extra'}.",
+                "Exotel's contract: HEAD MUST return the exact same headers as GET.",
+            )
+        )
+    return found
+
+
+async def check_sms(
+    target: Target,
+    sms: AppletSms,
+    *,
+    budget: float = DEFAULT_BUDGET,
+    max_parts: int = DEFAULT_MAX_PARTS,
+    repeat: bool = True,
+) -> SmsCheck:
+    """HEAD then GET (then the GET again, when ``repeat``), and every contract check."""
+    query = sms.query()
+    head = await target.exchange("HEAD", query)
+    get = await target.exchange("GET", query)
+    again = await target.exchange("GET", query) if repeat else None
+    result = SmsCheck(sms, head, get, again)
+    result.violations += _exchange_violations(head, budget)
+    result.violations += _exchange_violations(get, budget)
+    result.violations += _head_violations(head, get)
+    parts = result.segments
+    if parts is not None and parts.count > max_parts:
+        result.violations.append(
+            Violation(
+                "too-many-parts",
+                ERROR,
+                f"the reply needs {parts.count} SMS parts ({parts.encoding}, {parts.units} "
+                f"units); Exotel sends at most {max_parts}.",
+                "Shorten the reply; a single non-GSM character (₹, ’, Hindi) halves what fits.",
+            )
+        )
+    if again is not None and (again.status, again.body) != (get.status, get.body):
+        result.violations.append(
+            Violation(
+                "repeat-differs",
+                WARNING,
+                "a second GET for the same SmsSid got a different answer; if Exotel retries, "
+                "the customer may get a different or a second reply.",
+                "Store the reply per SmsSid and replay it (exosms does this for you).",
+            )
+        )
+    return result
+
+
+def exchange_json(ex: Exchange | None) -> dict[str, Any] | None:
+    if ex is None:
+        return None
+    return {
+        "status": ex.status,
+        "headers": [[k, v] for k, v in ex.headers],
+        "body": ex.body.decode("utf-8", errors="replace"),
+        "chunked": ex.chunked,
+        "extra_bytes": len(ex.extra),
+        "ms": round(ex.elapsed_ms, 3),
+    }
+
+
+def check_json(target: Target, check: SmsCheck) -> dict[str, Any]:
+    """The ``--json`` object for one SMS. Its schema is in docs/simulate.md."""
+    parts = check.segments
+    return {
+        "schema": SCHEMA,
+        "target": target.name,
+        "sms": check.sms.as_dict(),
+        "head": exchange_json(check.head),
+        "get": exchange_json(check.get),
+        "repeat": exchange_json(check.repeat),
+        "reply": check.reply,
+        "encoding": parts.encoding if parts else None,
+        "units": parts.units if parts else 0,
+        "parts": parts.count if parts else 0,
+        "violations": [v.as_dict() for v in check.violations],
+        "ok": check.ok,
+    }
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p90": round(pick(0.90), 3),
+        "p99": round(pick(0.99), 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
+async def run_many(
+    target: Target,
+    template: AppletSms,
+    count: int,
+    concurrency: int,
+    *,
+    budget: float,
+    max_parts: int,
+) -> list[SmsCheck]:
+    """``count`` SMS with distinct SmsSids, at most ``concurrency`` in flight."""
+    from dataclasses import replace
+
+    from exosms.exotel.caller import new_sid
+
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> SmsCheck:
+        async with gate:
+            sms = replace(template, sms_sid=new_sid())
+            return await check_sms(target, sms, budget=budget, max_parts=max_parts, repeat=False)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def many_json(target: Target, checks: Sequence[SmsCheck]) -> dict[str, Any]:
+    counts: dict[str, dict[str, Any]] = {}
+    for check in checks:
+        for v in check.violations:
+            entry = counts.setdefault(v.code, {**v.as_dict(), "count": 0})
+            entry["count"] += 1
+    return {
+        "schema": SCHEMA,
+        "target": target.name,
+        "sms_count": len(checks),
+        "latency_ms": {
+            "head": percentiles([c.head.elapsed_ms for c in checks]),
+            "get": percentiles([c.get.elapsed_ms for c in checks]),
+            "sms": percentiles([c.head.elapsed_ms + c.get.elapsed_ms for c in checks]),
+        },
+        "violations": list(counts.values()),
+        "ok": all(c.ok for c in checks),
+    }
