@@ -64,9 +64,45 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
 
 
+def _all_settings() -> list[tuple[str, str, str | None]]:
+    from pydantic import BaseModel
+
+    found = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub, subfield in annotation.model_fields.items():
+                found.append(
+                    (f"{name}.{sub}", f"EXOSMS_{name.upper()}__{sub.upper()}", subfield.description)
+                )
+        else:
+            found.append((name, f"EXOSMS_{name.upper()}", field.description))
+    return found
+
+
 def test_every_setting_is_documented() -> None:
     docs = (ROOT / "docs" / "settings.md").read_text()
-    for name, field in Settings.model_fields.items():
+    for name, env, description in _all_settings():
         assert f"`{name}`" in docs, f"docs/settings.md does not list {name}"
-        assert f"`EXOSMS_{name.upper()}`" in docs, f"docs/settings.md lacks EXOSMS_{name.upper()}"
-        assert field.description, f"setting {name} has no help text"
+        assert f"`{env}`" in docs, f"docs/settings.md lacks {env}"
+        assert description, f"setting {name} has no help text"
+
+
+def test_nested_settings_from_toml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "exosms.toml"
+    config.write_text('[dlt]\nmode = "warn"\nvar_max_len = 40\n')
+    assert load_settings(config).dlt.mode == "warn"
+    monkeypatch.setenv("EXOSMS_DLT__MODE", "enforce")
+    settings = load_settings(config)
+    assert (settings.dlt.mode, settings.dlt.var_max_len) == ("enforce", 40)
+
+
+def test_settings_survive_the_trip_to_worker_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exosms.config import settings_as_environment
+
+    original = load_settings(port=9100, fallback_reply="Sorry", dlt={"mode": "off"})
+    for key, value in settings_as_environment(original).items():
+        monkeypatch.setenv(key, value)
+    assert load_settings() == original

@@ -7,16 +7,18 @@ import json
 import logging.config
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from exosms.config import ConfigError, Settings, load_settings, settings_as_environment
+from exosms.dlt import Template, TemplateRegistry
 from exosms.logs import logging_config
-from exosms.store import StoredMessage, StoreUnavailable, open_store
+from exosms.store import Store, StoredMessage, StoreUnavailable, open_store
 from exosms.store.urls import DatabaseUrlError
 
 CONFIG_OPTION = click.option(
@@ -186,6 +188,136 @@ def db_upgrade(config_file: Path | None, database_url: str | None) -> None:
     click.echo("database is up to date")
 
 
+T = TypeVar("T")
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Migrate, open the store, run ``work`` with it, close it; errors become one line."""
+    _migrate(settings)
+
+    async def run() -> T:
+        store = open_store(settings.database_url)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except StoreUnavailable as error:
+        raise click.ClickException(f"database unavailable: {error}") from None
+
+
+def _registry(settings: Settings, templates: list[Template]) -> TemplateRegistry:
+    return TemplateRegistry(
+        templates,
+        var_max_len=settings.dlt.var_max_len,
+        typed_max_len=settings.dlt.typed_var_max_len,
+    )
+
+
+@main.group()
+def dlt() -> None:
+    """DLT content templates: import, list, and check a text against them."""
+
+
+@dlt.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@CONFIG_OPTION
+@DATABASE_OPTION
+def dlt_import(file: Path, config_file: Path | None, database_url: str | None) -> None:
+    """Import templates from a portal export (CSV, XLSX) or a TOML list.
+
+    Only approved rows are imported; the others are listed with why. Importing again updates
+    changed templates and never duplicates them.
+    """
+    from exosms.dlt_import import ImportFileError, count_lines, read_templates
+
+    settings = _settings(config_file, database_url=database_url)
+    try:
+        total = count_lines(file)
+        if total > 2000:
+            with click.progressbar(
+                length=total, label=f"reading {file.name}", file=sys.stderr
+            ) as bar:
+                result = read_templates(file, progress=bar.update)
+        else:
+            result = read_templates(file)
+    except ImportFileError as error:
+        raise click.ClickException(f"{file.name}: {error}") from None
+
+    inserted, updated = _with_store(settings, lambda store: store.save_templates(result.templates))
+    unchanged = len(result.templates) - inserted - updated
+    click.echo(
+        f"{file.name}: {result.rows} rows: {inserted} imported, {updated} updated, "
+        f"{unchanged} unchanged, {len(result.skipped)} skipped"
+    )
+    for number, reason in result.skipped[:20]:
+        click.echo(f"  row {number}: {reason}")
+    if len(result.skipped) > 20:
+        click.echo(f"  ... and {len(result.skipped) - 20} more skipped rows")
+
+
+@dlt.command("list")
+@CONFIG_OPTION
+@DATABASE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def dlt_list(config_file: Path | None, database_url: str | None, as_json: bool) -> None:
+    """List the approved templates in the registry."""
+    settings = _settings(config_file, database_url=database_url)
+    templates = _with_store(settings, lambda store: store.load_templates())
+    if as_json:
+        for t in templates:
+            click.echo(json.dumps(asdict(t), ensure_ascii=False))
+        return
+    if not templates:
+        click.echo("no templates: import your portal export with `exosms dlt import FILE`")
+        return
+    for t in templates:
+        label = f" ({t.name})" if t.name else ""
+        headers = f" [{', '.join(t.headers)}]" if t.headers else ""
+        click.echo(f"{t.template_id}{label}{headers}: {t.content!r}")
+    click.echo(f"{len(templates)} approved template(s)")
+
+
+@dlt.command("check")
+@click.argument("text")
+@CONFIG_OPTION
+@DATABASE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def dlt_check(text: str, config_file: Path | None, database_url: str | None, as_json: bool) -> None:
+    """Check TEXT against the registry: encoding, parts, and the matching template.
+
+    Exit status 0 when a template matches, 1 when none does.
+    """
+    from exosms.segments import segment
+
+    settings = _settings(config_file, database_url=database_url)
+    registry = _registry(settings, _with_store(settings, lambda store: store.load_templates()))
+    parts = segment(text)
+    verdict = registry.match(text)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "encoding": parts.encoding,
+                    "units": parts.units,
+                    "parts": parts.count,
+                    "template_id": verdict.template_id,
+                    "reason": verdict.reason or None,
+                    "closest_template_id": verdict.closest_id,
+                    "warnings": list(verdict.warnings),
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        click.echo(f"{parts.encoding}, {parts.units} units, {parts.count} SMS part(s)")
+        click.echo(verdict.describe())
+    sys.exit(0 if verdict.matched else 1)
+
+
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
@@ -235,3 +367,13 @@ def messages(config_file: Path | None, database_url: str | None, limit: int, as_
         )
         click.echo(f"    > {row.body!r}")
         click.echo(f"    < {reply}")
+        if row.reply_parts:
+            click.echo(
+                f"      {row.reply_encoding}, {row.reply_units} units, {row.reply_parts} part(s)"
+            )
+        if row.dlt_template_id:
+            click.echo(f"      DLT: template {row.dlt_template_id}")
+        if row.dlt_reason:
+            click.echo(f"      DLT: {row.dlt_reason}")
+        if row.error:
+            click.echo(f"      error: {row.error}")

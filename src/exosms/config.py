@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,11 +24,41 @@ DEFAULT_CONFIG_FILE = Path("exosms.toml")
 _config_file: ContextVar[Path | None] = ContextVar("exosms_config_file", default=None)
 
 
+class DltSettings(BaseModel):
+    """The DLT gate on every reply (``[dlt]`` in the TOML file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["auto", "off", "warn", "enforce"] = Field(
+        "auto",
+        description="`off`: no check. `warn`: record and log the verdict, send anyway. "
+        "`enforce`: a reply matching no approved template is not sent (the fallback is, if "
+        "it matches one). `auto`: `warn` while no templates are loaded, `enforce` once some are.",
+    )
+    var_max_len: int = Field(
+        30, ge=1, le=500, description="Most characters one `{#var#}` may hold (DLT: 30)."
+    )
+    typed_var_max_len: int = Field(
+        30,
+        ge=1,
+        le=500,
+        description="Most characters a typed tag (`{#numeric#}`, `{#cbn#}`, ...) may hold; "
+        "some portals allow 40.",
+    )
+    reload_seconds: float = Field(
+        5.0, gt=0, description="How often the server looks for newly imported templates."
+    )
+
+
 class Settings(BaseSettings):
     """Every exosms setting. ``docs/settings.md`` lists them all (a test keeps it so)."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
     )
 
     host: str = Field("127.0.0.1", description="Address the server listens on.")
@@ -77,6 +107,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe log level printed."
     )
+    max_reply_parts: int = Field(
+        7,
+        ge=1,
+        le=50,
+        description="Most SMS parts a reply may need (Exotel's multipart limit is 7); a longer "
+        "reply is not sent, the fallback is.",
+    )
+    dlt: DltSettings = Field(DltSettings(), description="The DLT gate.")
 
     @field_validator("applet_path")
     @classmethod
@@ -151,9 +189,12 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
 
 def settings_as_environment(settings: Settings) -> dict[str, str]:
     """The settings as ``EXOSMS_*`` variables, for worker processes started by the server."""
+    import json
+
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[f"{ENV_PREFIX}{name.upper()}"] = text
     return env

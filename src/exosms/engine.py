@@ -13,13 +13,16 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from exosms import dlt
+from exosms.dlt import TemplateRegistry, Verdict
 from exosms.exotel.applet import AppletRequest, parse_exotel_date
 from exosms.numbers import normalise
 from exosms.routing import Router, Rule
+from exosms.segments import segment
 from exosms.sms import IncomingSms, Match, Reply
 from exosms.store.base import ClaimStatus, Completion, NewMessage, Store
 
@@ -34,6 +37,8 @@ class Outcome:
     NO_REPLY = "no_reply"
     FALLBACK_TIMEOUT = "fallback_timeout"
     FALLBACK_ERROR = "fallback_error"
+    DLT_REFUSED = "dlt_refused"  # matched no approved template in enforce mode
+    TOO_LONG = "too_long"  # needed more SMS parts than max_reply_parts
     REPLAYED = "replayed"  # not stored: how a repeated request was answered
 
 
@@ -53,6 +58,75 @@ class _Result:
     outcome: str
     handler_ms: float | None
     error: str | None
+    encoding: str | None = None
+    units: int | None = None
+    parts: int | None = None
+    template_id: str | None = None
+    dlt_reason: str | None = None
+
+
+@dataclass
+class DltGate:
+    """Checks every reply before it is sent: SMS parts, and DLT templates by ``mode``."""
+
+    registry: TemplateRegistry = field(default_factory=TemplateRegistry)
+    mode: str = "auto"  # auto | off | warn | enforce
+    max_parts: int = 7
+
+    @property
+    def effective_mode(self) -> str:
+        if self.mode == "auto":
+            return "enforce" if len(self.registry) else "warn"
+        return self.mode
+
+    def verdict(self, text: str) -> Verdict | None:
+        return None if self.effective_mode == "off" else self.registry.match(text)
+
+    def is_sendable(self, text: str) -> bool:
+        if segment(text).count > self.max_parts:
+            return False
+        verdict = self.verdict(text)
+        return self.effective_mode != "enforce" or verdict is None or verdict.matched
+
+    def check(self, result: _Result, fallback: str | None, sid: str) -> _Result:
+        if result.reply is None:
+            return result
+        parts = segment(result.reply)
+        verdict = self.verdict(result.reply)
+        reason = None if verdict is None else (verdict.reason or "; ".join(verdict.warnings))
+        refused = None
+        if parts.count > self.max_parts:
+            refused = Outcome.TOO_LONG
+            why = f"reply needs {parts.count} SMS parts; at most {self.max_parts} are sent"
+        elif self.effective_mode == "enforce" and verdict is not None and not verdict.matched:
+            refused = Outcome.DLT_REFUSED
+            why = f"DLT: {verdict.reason}"
+        elif verdict is not None and not verdict.matched:
+            log.warning("sid=%s reply matches no DLT template (sent anyway): %s", sid, reason)
+        if refused is None:
+            return replace(
+                result,
+                encoding=parts.encoding,
+                units=parts.units,
+                parts=parts.count,
+                template_id=verdict.template_id if verdict else None,
+                dlt_reason=reason or None,
+            )
+        log.warning("sid=%s reply not sent: %s", sid, why)
+        replacement = fallback if fallback and self.is_sendable(fallback) else None
+        sent = segment(replacement) if replacement else None
+        sent_verdict = self.verdict(replacement) if replacement else None
+        return replace(
+            result,
+            reply=replacement,
+            outcome=refused,
+            error=why if result.error is None else f"{result.error}; {why}",
+            encoding=sent.encoding if sent else None,
+            units=sent.units if sent else None,
+            parts=sent.count if sent else None,
+            template_id=sent_verdict.template_id if sent_verdict else None,
+            dlt_reason=reason,
+        )
 
 
 def _clean(text: str) -> str:
@@ -80,11 +154,13 @@ class ReplyEngine:
         deadline: float = 2.0,
         fallback: str = "",
         cache_size: int = 10_000,
+        gate: DltGate | None = None,
     ) -> None:
         self.store = store
         self.router = router
         self.deadline = deadline
         self.fallback = _clean(fallback) or None
+        self.gate = gate or DltGate()
         self.owner = uuid.uuid4().hex
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._cache_size = cache_size
@@ -160,7 +236,7 @@ class ReplyEngine:
             stored = await self._wait_for_other(sms.sms_sid, claim.expires or expires)
             if stored is not None:
                 return stored
-        result = await self._dispatch(sms)
+        result = self.gate.check(await self._dispatch(sms), self.fallback, sms.sms_sid)
         reply = await self.store.complete(
             Completion(
                 sms_sid=sms.sms_sid,
@@ -170,6 +246,11 @@ class ReplyEngine:
                 handler_ms=result.handler_ms,
                 error=result.error,
                 answered_at=time.time(),
+                reply_encoding=result.encoding,
+                reply_units=result.units,
+                reply_parts=result.parts,
+                dlt_template_id=result.template_id,
+                dlt_reason=result.dlt_reason,
             )
         )
         return _answer(reply, result.outcome)
@@ -190,6 +271,7 @@ class ReplyEngine:
             return _Result(None, None, Outcome.NO_REPLY, None, None)
         rule, match = found
         started = time.perf_counter()
+        dlt.set_active(self.gate.registry)  # Reply.template renders with it (context copied)
         task = asyncio.ensure_future(_invoke(rule, sms, match))
         done, _ = await asyncio.wait({task}, timeout=self.deadline)
         elapsed_ms = (time.perf_counter() - started) * 1000

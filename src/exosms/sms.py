@@ -46,3 +46,19 @@ class Reply:
     @property
     def is_empty(self) -> bool:
         return self.text == ""
+
+    @classmethod
+    def template(cls, template: str, *values: str, **named: str) -> Reply:
+        """Render a registered DLT template (by id or name), filling its variables in order.
+
+        ``Reply.template("1107161234567890123", name="Ravi", order="12")`` checks each value
+        against its slot (length, type, whitelist) and raises
+        :class:`~exosms.dlt.TemplateError` at once when one does not fit, so a handler's
+        reply complies by construction.
+        """
+        from exosms.dlt import TemplateError, active_registry
+
+        registry = active_registry()
+        if registry is None:
+            raise TemplateError("no DLT template registry is active (use exosms.dlt.using)")
+        return cls(registry.render(template, *values, **named))

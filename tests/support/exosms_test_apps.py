@@ -96,6 +96,13 @@ async def namaste(sms: IncomingSms, match: Match) -> str:
     return f"नमस्ते 🙏 {match.rest}".strip()
 
 
+@router.keyword("SHIPPED")
+@counted
+async def shipped(sms: IncomingSms, match: Match) -> Reply:
+    # Compliance by construction: the reply is rendered from a registered template.
+    return Reply.template("shipped", "Ram", match.rest)
+
+
 @router.default
 @counted
 async def nothing(sms: IncomingSms, match: Match) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from exosms.dlt import Template
 
 
 class StoreUnavailable(Exception):
@@ -52,6 +55,11 @@ class Completion:
     handler_ms: float | None
     error: str | None
     answered_at: float
+    reply_encoding: str | None = None
+    reply_units: int | None = None
+    reply_parts: int | None = None
+    dlt_template_id: str | None = None
+    dlt_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,11 @@ class StoredMessage:
     answered_at: float | None
     fetch_count: int
     last_fetch_at: float | None
+    reply_encoding: str | None = None
+    reply_units: int | None = None
+    reply_parts: int | None = None
+    dlt_template_id: str | None = None
+    dlt_reason: str | None = None
 
 
 class Store(Protocol):
@@ -109,4 +122,14 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` when the database does not answer."""
+        ...
+
+    async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
+        """Insert or update templates by id; returns (inserted, updated). Unchanged: neither."""
+        ...
+
+    async def load_templates(self) -> list[Template]: ...
+
+    async def templates_version(self) -> str:
+        """Changes whenever the stored templates change (for cheap reload checks)."""
         ...

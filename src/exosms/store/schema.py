@@ -42,8 +42,28 @@ messages = Table(
     Column("answered_at", Float),
     Column("fetch_count", Integer, nullable=False, server_default="0"),
     Column("last_fetch_at", Float),
+    Column("reply_encoding", String(8)),
+    Column("reply_units", Integer),
+    Column("reply_parts", Integer),
+    Column("dlt_template_id", String(32)),
+    Column("dlt_reason", Text),
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_sender", "sender", "received_at"),
+)
+
+dlt_templates = Table(
+    "dlt_templates",
+    metadata,
+    Column("template_id", String(32), primary_key=True),
+    Column("entity_id", String(32), nullable=False, server_default=""),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("headers", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("category", String(64), nullable=False, server_default=""),
+    Column("content", Text, nullable=False),
+    Column("status", String(32), nullable=False, server_default="approved"),
+    Column("url_whitelist", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("cbn_whitelist", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("updated_at", Float, nullable=False),
 )
 
 MESSAGE_COLUMNS = (
@@ -68,4 +88,9 @@ MESSAGE_COLUMNS = (
     "answered_at",
     "fetch_count",
     "last_fetch_at",
+    "reply_encoding",
+    "reply_units",
+    "reply_parts",
+    "dlt_template_id",
+    "dlt_reason",
 )

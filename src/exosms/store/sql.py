@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exosms.dlt import Template
 from exosms.store.base import StoredMessage, StoreUnavailable
-from exosms.store.schema import MESSAGE_COLUMNS, messages
+from exosms.store.schema import MESSAGE_COLUMNS, dlt_templates, messages
+
+
+def _template_row(template: Template) -> dict[str, Any]:
+    return {
+        "template_id": template.template_id,
+        "entity_id": template.entity_id,
+        "name": template.name,
+        "headers": json.dumps(list(template.headers)),
+        "category": template.category,
+        "content": template.content,
+        "status": template.status,
+        "url_whitelist": json.dumps(list(template.url_whitelist)),
+        "cbn_whitelist": json.dumps(list(template.cbn_whitelist)),
+    }
+
+
+def _template_from_row(row: Any) -> Template:
+    return Template(
+        template_id=row.template_id,
+        content=row.content,
+        entity_id=row.entity_id,
+        name=row.name,
+        headers=tuple(json.loads(row.headers)),
+        category=row.category,
+        status=row.status,
+        url_whitelist=tuple(json.loads(row.url_whitelist)),
+        cbn_whitelist=tuple(json.loads(row.cbn_whitelist)),
+    )
+
 
 _SELECT_MESSAGES = select(*(messages.c[name] for name in MESSAGE_COLUMNS))
 
@@ -42,6 +74,51 @@ class SqlReader:
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return [to_stored(row) for row in rows]
+
+    async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
+        inserted = updated = 0
+        now = time.time()
+        try:
+            async with self.engine.begin() as conn:
+                existing = {
+                    row.template_id: row
+                    for row in (await conn.execute(select(dlt_templates))).all()
+                }
+                for template in templates:
+                    row = _template_row(template)
+                    old = existing.get(template.template_id)
+                    if old is None:
+                        await conn.execute(insert(dlt_templates).values(**row, updated_at=now))
+                        existing[template.template_id] = row  # type: ignore[assignment]
+                        inserted += 1
+                    elif any(getattr(old, k, None) != row[k] for k in row):
+                        await conn.execute(
+                            update(dlt_templates)
+                            .where(dlt_templates.c.template_id == template.template_id)
+                            .values(**row, updated_at=now)
+                        )
+                        updated += 1
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return inserted, updated
+
+    async def load_templates(self) -> list[Template]:
+        query = select(dlt_templates).order_by(dlt_templates.c.template_id)
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return [_template_from_row(row) for row in rows]
+
+    async def templates_version(self) -> str:
+        query = select(func.count(), func.max(dlt_templates.c.updated_at))
+        try:
+            async with self.engine.connect() as conn:
+                count, latest = (await conn.execute(query)).one()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return f"{count}:{latest}"
 
     async def ping(self) -> None:
         try:

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from exosms.dlt import Template
 from exosms.store.base import (
     Claim,
     ClaimStatus,
@@ -52,7 +53,8 @@ _TAKE_OVER = (
 )
 _COMPLETE = (
     "UPDATE messages SET state = 'done', reply = ?, rule = ?, outcome = ?, handler_ms = ?,"
-    " error = ?, answered_at = ?, claim_owner = NULL, claim_expires = NULL"
+    " error = ?, answered_at = ?, reply_encoding = ?, reply_units = ?, reply_parts = ?,"
+    " dlt_template_id = ?, dlt_reason = ?, claim_owner = NULL, claim_expires = NULL"
     " WHERE sms_sid = ? AND state = 'pending'"
 )
 _STORED_REPLY = "SELECT reply FROM messages WHERE sms_sid = ?"
@@ -104,7 +106,20 @@ def _claim(conn: sqlite3.Connection, m: NewMessage, owner: str, expires: float) 
 def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
     updated = conn.execute(
         _COMPLETE,
-        (c.reply, c.rule, c.outcome, c.handler_ms, c.error, c.answered_at, c.sms_sid),
+        (
+            c.reply,
+            c.rule,
+            c.outcome,
+            c.handler_ms,
+            c.error,
+            c.answered_at,
+            c.reply_encoding,
+            c.reply_units,
+            c.reply_parts,
+            c.dlt_template_id,
+            c.dlt_reason,
+            c.sms_sid,
+        ),
     )
     if updated.rowcount == 1:
         return c.reply
@@ -265,3 +280,12 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._reader.ping()
+
+    async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
+        return await self._reader.save_templates(templates)
+
+    async def load_templates(self) -> list[Template]:
+        return await self._reader.load_templates()
+
+    async def templates_version(self) -> str:
+        return await self._reader.templates_version()

@@ -3,6 +3,7 @@ app's lifespan."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,7 +15,8 @@ from starlette.routing import Route
 
 from exosms.config import Settings, load_settings
 from exosms.demo import build_demo_router
-from exosms.engine import ReplyEngine
+from exosms.dlt import TemplateRegistry
+from exosms.engine import DltGate, ReplyEngine
 from exosms.loading import load_router
 from exosms.routing import Router
 from exosms.store import Store, StoreUnavailable, open_store
@@ -29,21 +31,56 @@ def _text(status: int, text: str) -> Response:
 
 def create_app(settings: Settings, router: Router, store: Store) -> Starlette:
     """Build the exosms ASGI app from its parts."""
+    gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
     engine = ReplyEngine(
         store,
         router,
         deadline=settings.reply_deadline,
         fallback=settings.fallback_reply,
         cache_size=settings.replay_cache_size,
+        gate=gate,
     )
+
+    async def load_templates() -> None:
+        templates = await store.load_templates()
+        gate.registry = await asyncio.to_thread(
+            TemplateRegistry,
+            templates,
+            var_max_len=settings.dlt.var_max_len,
+            typed_max_len=settings.dlt.typed_var_max_len,
+        )
+
+    async def watch_templates() -> None:
+        # `exosms dlt import` writes to the database; every process picks the change up.
+        version = await store.templates_version()
+        while True:
+            await asyncio.sleep(settings.dlt.reload_seconds)
+            try:
+                latest = await store.templates_version()
+                if latest != version:
+                    await load_templates()
+                    version = latest
+                    log.info("DLT templates reloaded: %d approved", len(gate.registry))
+            except StoreUnavailable as error:
+                log.warning("could not check for new DLT templates: %s", error)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
-        log.info("exosms answering on %s", settings.applet_path)
+        await load_templates()
+        watcher = asyncio.create_task(watch_templates())
+        log.info(
+            "exosms answering on %s (DLT %s, %d templates)",
+            settings.applet_path,
+            gate.effective_mode,
+            len(gate.registry),
+        )
         try:
             yield
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             await store.close()
 
     async def healthz(request: Request) -> Response:
