@@ -114,6 +114,7 @@ def test_json_schema_is_pinned(server: ServerProcess) -> None:
         "encoding",
         "units",
         "parts",
+        "dlt",
         "violations",
         "ok",
     ]
@@ -129,7 +130,39 @@ def test_json_schema_is_pinned(server: ServerProcess) -> None:
     assert ["content-type", "text/plain"] in report["get"]["headers"]
     assert report["reply"] is None  # the test app's default rule answers nothing
     assert (report["encoding"], report["units"], report["parts"]) == (None, 0, 0)
+    assert report["dlt"] is None  # no local template registry
     assert report["ok"] is True
+
+
+def test_replies_are_checked_against_the_local_dlt_registry(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'local.db'}"
+    templates = tmp_path / "t.toml"
+    templates.write_text(
+        '[[template]]\nid = "1107161234567890123"\ncontent = "Order {#numeric#} shipped. -ACME"\n'
+    )
+    imported = subprocess.run(
+        [sys.executable, "-m", "exosms", "dlt", "import", str(templates), "--database", db],
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+    url = f"{server.url}/exotel/sms"
+    good = simulate(url, "--body", "ECHO Order 12 shipped. -ACME", "--database", db, "--json")
+    assert json.loads(good.stdout)["dlt"]["template_id"] == "1107161234567890123"
+    assert good.returncode == 0
+    bad = simulate(url, "--body", "ECHO Order 12 shipped -ACME", "--database", db, "--json")
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["dlt"]["template_id"] is None
+    assert report["dlt"]["closest_template_id"] == "1107161234567890123"
+    assert [v["code"] for v in report["violations"]] == ["dlt-no-match"]
+    text = simulate(url, "--body", "ECHO Order 12 shipped -ACME", "--database", db)
+    assert (
+        "DLT: no template matches; closest is 1107161234567890123: differs at character 17"
+        in text.stdout
+    )
 
 
 def test_repeat_reports_percentiles(server: ServerProcess) -> None:

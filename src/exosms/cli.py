@@ -120,6 +120,7 @@ def serve(
 @click.option("--app", "app", help="Check module:router in process instead of a URL.")
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait per request.")
 @CONFIG_OPTION
+@click.option("--database", "database_url", help="Where to find DLT templates to check against.")
 def simulate(
     url: str | None,
     sender: str,
@@ -136,6 +137,7 @@ def simulate(
     app: str | None,
     timeout: float,
     config_file: Path | None,
+    database_url: str | None,
 ) -> None:
     """Call URL the way Exotel's applet does (HEAD, then GET) and check the answer.
 
@@ -154,6 +156,8 @@ def simulate(
         except ValueError as error:
             raise click.UsageError(str(error)) from None
     sms = AppletSms(sender, recipient, body, sid or new_sid(), date or exotel_now())
+    settings = _settings(config_file, database_url=database_url)
+    registry = _local_registry(settings)
     try:
         status = run(
             url=url,
@@ -167,10 +171,28 @@ def simulate(
             concurrency=concurrency,
             script=script,
             timeout=timeout,
+            registry=registry,
         )
     except (AppLoadError, ConfigError) as error:
         raise click.ClickException(str(error)) from None
     sys.exit(status)
+
+
+def _local_registry(settings: Settings) -> TemplateRegistry | None:
+    """The local DLT registry, when the configured database exists and holds templates."""
+    from exosms.store.urls import parse_database_url
+
+    try:
+        parsed = parse_database_url(settings.database_url)
+    except DatabaseUrlError:
+        return None
+    if parsed.sqlite_path is not None and not parsed.sqlite_path.is_file():
+        return None  # no database here: nothing to check against, and nothing to create
+    try:
+        templates = _with_store(settings, lambda store: store.load_templates())
+    except click.ClickException:
+        return None
+    return _registry(settings, templates) if templates else None
 
 
 @main.group()

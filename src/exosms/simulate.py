@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from exosms.dlt import TemplateRegistry, Verdict
 from exosms.exotel.caller import AppletSms
 from exosms.httpraw import ASGIApp, Exchange, fetch, fetch_asgi
 from exosms.routing import Router
@@ -107,6 +108,7 @@ class SmsCheck:
     get: Exchange
     repeat: Exchange | None
     violations: list[Violation] = field(default_factory=list)
+    verdict: Verdict | None = None  # against the local DLT registry, when there is one
 
     @property
     def reply(self) -> str | None:
@@ -278,6 +280,7 @@ async def check_sms(
     budget: float = DEFAULT_BUDGET,
     max_parts: int = DEFAULT_MAX_PARTS,
     repeat: bool = True,
+    registry: TemplateRegistry | None = None,
 ) -> SmsCheck:
     """HEAD then GET (then the GET again, when ``repeat``), and every contract check."""
     query = sms.query()
@@ -299,6 +302,21 @@ async def check_sms(
                 "Shorten the reply; a single non-GSM character (₹, ’, Hindi) halves what fits.",
             )
         )
+    if registry is not None and len(registry) and result.reply is not None:
+        result.verdict = registry.match(result.reply)
+        if not result.verdict.matched:
+            result.violations.append(
+                Violation(
+                    "dlt-no-match",
+                    ERROR,
+                    f"the reply matches no approved DLT template: {result.verdict.reason}; "
+                    "operators drop such SMS without telling anyone.",
+                    "Make the reply text match a registered template exactly "
+                    "(exosms dlt check shows where it differs).",
+                )
+            )
+        for warning in result.verdict.warnings:
+            result.violations.append(Violation("dlt-warning", WARNING, warning, "See docs/dlt.md."))
     if again is not None and (again.status, again.body) != (get.status, get.body):
         result.violations.append(
             Violation(
@@ -339,6 +357,14 @@ def check_json(target: Target, check: SmsCheck) -> dict[str, Any]:
         "encoding": parts.encoding if parts else None,
         "units": parts.units if parts else 0,
         "parts": parts.count if parts else 0,
+        "dlt": None
+        if check.verdict is None
+        else {
+            "template_id": check.verdict.template_id,
+            "reason": check.verdict.reason or None,
+            "closest_template_id": check.verdict.closest_id,
+            "warnings": list(check.verdict.warnings),
+        },
         "violations": [v.as_dict() for v in check.violations],
         "ok": check.ok,
     }
@@ -368,6 +394,7 @@ async def run_many(
     *,
     budget: float,
     max_parts: int,
+    registry: TemplateRegistry | None = None,
 ) -> list[SmsCheck]:
     """``count`` SMS with distinct SmsSids, at most ``concurrency`` in flight."""
     from dataclasses import replace
@@ -379,7 +406,9 @@ async def run_many(
     async def one() -> SmsCheck:
         async with gate:
             sms = replace(template, sms_sid=new_sid())
-            return await check_sms(target, sms, budget=budget, max_parts=max_parts, repeat=False)
+            return await check_sms(
+                target, sms, budget=budget, max_parts=max_parts, repeat=False, registry=registry
+            )
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
 

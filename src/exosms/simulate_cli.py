@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from exosms.dlt import TemplateRegistry
 from exosms.exotel.caller import AppletSms
 from exosms.httpraw import Exchange, Unreachable
 from exosms.simulate import (
@@ -60,6 +61,8 @@ def render_check(target: Target, check: SmsCheck) -> str:
         out += ["  " + line for line in check.reply.splitlines() or [""]]
         plural = "part" if parts.count == 1 else "parts"
         out.append(f"  [{parts.encoding}, {parts.units} units, {parts.count} SMS {plural}]")
+        if check.verdict is not None:
+            out.append(f"  DLT: {check.verdict.describe()}")
     out.append(_render_violations(check.violations))
     return "\n".join(out)
 
@@ -103,6 +106,7 @@ def run(
     concurrency: int,
     script: Path | None,
     timeout: float,
+    registry: TemplateRegistry | None = None,
 ) -> int:
     """Run one simulation mode and print it; returns the exit status."""
 
@@ -116,10 +120,16 @@ def run(
     async def go() -> int:
         async with _target(url, app, config_file, timeout) as target:
             if turns is not None:
-                return await _script(target, turns, sms, as_json, budget, max_parts)
+                return await _script(target, turns, sms, as_json, budget, max_parts, registry)
             if repeat > 1:
                 checks = await run_many(
-                    target, sms, repeat, concurrency, budget=budget, max_parts=max_parts
+                    target,
+                    sms,
+                    repeat,
+                    concurrency,
+                    budget=budget,
+                    max_parts=max_parts,
+                    registry=registry,
                 )
                 summary = many_json(target, checks)
                 if as_json:
@@ -127,7 +137,9 @@ def run(
                 else:
                     click.echo(_render_many(summary))
                 return EXIT_OK if summary["ok"] else EXIT_VIOLATION
-            check = await check_sms(target, sms, budget=budget, max_parts=max_parts)
+            check = await check_sms(
+                target, sms, budget=budget, max_parts=max_parts, registry=registry
+            )
             if as_json:
                 click.echo(json.dumps(check_json(target, check), ensure_ascii=False, indent=2))
             else:
@@ -170,9 +182,15 @@ async def _script(
     as_json: bool,
     budget: float,
     max_parts: int,
+    registry: TemplateRegistry | None,
 ) -> int:
     results = await run_script(
-        target, turns, recipient=template.recipient, budget=budget, max_parts=max_parts
+        target,
+        turns,
+        recipient=template.recipient,
+        budget=budget,
+        max_parts=max_parts,
+        registry=registry,
     )
     ok = all(r.ok for r in results)
     if as_json:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exosms.dlt import TemplateRegistry
 from exosms.exotel.caller import AppletSms
 from exosms.routing import Router
 from exosms.simulate import (
@@ -179,12 +180,15 @@ async def run_script(
     recipient: str = DEFAULT_RECIPIENT,
     budget: float = DEFAULT_BUDGET,
     max_parts: int = DEFAULT_MAX_PARTS,
+    registry: TemplateRegistry | None = None,
 ) -> list[TurnResult]:
     """Send each SMS in order (HEAD then GET, as Exotel does) and record what came back."""
     results = []
     for turn in turns:
         sms = AppletSms(sender=turn.sender, recipient=turn.recipient or recipient, body=turn.body)
-        check = await check_sms(target, sms, budget=budget, max_parts=max_parts, repeat=False)
+        check = await check_sms(
+            target, sms, budget=budget, max_parts=max_parts, repeat=False, registry=registry
+        )
         results.append(TurnResult(turn, check))
     return results
 
