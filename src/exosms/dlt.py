@@ -43,6 +43,7 @@ _KIND_PATTERN = {
     "cbn": r"\+?[0-9][0-9 \-]{{4,{n}}}",
 }
 INDEX_PREFIX = 6  # characters of leading static text used to find candidate templates
+CLOSEST_SHORTLIST = 25  # templates walked character by character to explain a miss
 
 
 class TemplateError(ValueError):
@@ -353,6 +354,16 @@ class TemplateRegistry:
         if not self._by_id:
             return Verdict(None, "no approved DLT templates are registered")
         pool = candidates or list(self._by_id.values())
+        if len(pool) > CLOSEST_SHORTLIST:
+            # Walking every template is slow; the ones sharing the most static text with
+            # the reply are the only plausible "closest", so walk just those.
+            pool = sorted(
+                pool,
+                key=lambda c: sum(
+                    len(s) for s in c.tokens if isinstance(s, str) and s in normalised
+                ),
+                reverse=True,
+            )[:CLOSEST_SHORTLIST]
         closest, (_, where) = max(
             ((c, first_difference(c, normalised)) for c in pool),
             key=lambda pair: (pair[1][0], pair[0].static_len),

@@ -1,0 +1,89 @@
+"""Micro-benchmarks of the pure hot-path pieces (pytest-benchmark).
+
+Run: .venv/bin/python -m pytest bench/test_micro.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from exosms import IncomingSms, Match, Router
+from exosms.dlt import Template, TemplateRegistry
+from exosms.segments import segment
+
+WORDS = ["Dear", "Your", "Hello", "Thank", "Order", "Payment", "OTP", "Welcome", "Hi", "Rs."]
+
+
+def _templates(count: int) -> list[Template]:
+    rng = random.Random(7)
+    return [
+        Template(
+            f"1107{n:015d}",
+            f"{rng.choice(WORDS)} {{#var#}}, your {rng.choice(['order', 'booking', 'parcel'])} "
+            f"{{#numeric#}} ref {n} is {rng.choice(['ready', 'shipped', 'confirmed'])}. -ACME",
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.fixture(scope="module")
+def registry() -> TemplateRegistry:
+    return TemplateRegistry(_templates(5000))
+
+
+def test_dlt_match_among_5000_templates(benchmark, registry: TemplateRegistry) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(3)
+    texts = [
+        t.content.replace("{#var#}", "Ravi").replace("{#numeric#}", "1234")
+        for t in rng.sample(list(registry), 200)
+    ]
+    for text in texts:  # compile the candidates once, as a running server will have
+        assert registry.match(text).matched
+    state = {"i": 0}
+
+    def one() -> None:
+        state["i"] += 1
+        registry.match(texts[state["i"] % len(texts)])
+
+    benchmark(one)
+
+
+def test_dlt_no_match_with_reason_among_5000(benchmark, registry: TemplateRegistry) -> None:  # type: ignore[no-untyped-def]
+    benchmark(registry.match, "Dear Ravi, your order 1234 ref 17 is lost. -ACME")
+
+
+def _router(count: int) -> Router:
+    router = Router()
+    for n in range(count):
+
+        @router.keyword(f"KW{n}")
+        async def handler(sms: IncomingSms, match: Match) -> str:
+            return "x"
+
+    return router
+
+
+def test_route_among_1000_keyword_rules(benchmark) -> None:  # type: ignore[no-untyped-def]
+    router = _router(1000)
+    sms = IncomingSms("s", "+919052161119", "56070", "kw777 order 12", datetime.now(UTC))
+    assert router.route(sms) is not None
+    benchmark(router.route, sms)
+
+
+def test_route_with_one_keyword_rule(benchmark) -> None:  # type: ignore[no-untyped-def]
+    router = _router(1)
+    sms = IncomingSms("s", "+919052161119", "56070", "kw0 order 12", datetime.now(UTC))
+    benchmark(router.route, sms)
+
+
+def test_segment_a_hindi_reply(benchmark) -> None:  # type: ignore[no-untyped-def]
+    text = "नमस्ते राम, आपका ऑर्डर 2345 भेज दिया गया है। -ACME " * 3
+    benchmark(segment.__wrapped__, text)
+
+
+def test_segment_a_long_gsm_reply(benchmark) -> None:  # type: ignore[no-untyped-def]
+    text = "Your order 12 has shipped and will reach you in 2 - 3 days. " * 8
+    benchmark(segment.__wrapped__, text)
