@@ -7,10 +7,19 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 from servers import ServerProcess, free_port
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _example_shop_database(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """examples/shop.py keeps its orders in $SHOP_DB: never in the source tree."""
+    import os
+
+    os.environ["SHOP_DB"] = str(tmp_path_factory.mktemp("shop") / "shop.db")
 
 
 @pytest.fixture

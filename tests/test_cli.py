@@ -101,3 +101,40 @@ def test_example_shop_answers_order_status(tmp_path: Path) -> None:
         assert "ORDER" in httpx.get(base, params={"SmsSid": "o3", "Body": "ORDER", **ask}).text
     finally:
         proc.stop()
+
+
+def test_rules_check_and_test(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    done = exosms("rules", "check", str(examples / "shop-rules.toml"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "8 rules, no problems" in done.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[rules]]\nkeyword = "A"\nreply = "{x}"\n\n[[rules]]\nregex = "("\nreply = "y"\n'
+    )
+    done = exosms("rules", "check", str(bad), cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"{bad}:1: rule 'A': unknown variable {{x}} in reply" in done.stdout
+    assert f"{bad}:5: rule '#2': the regex does not compile" in done.stdout
+    assert "2 problem(s)" in done.stdout
+
+    config = tmp_path / "exosms.toml"
+    config.write_text(f'rules_file = "{examples / "shop-rules.toml"}"\n')
+    done = exosms("rules", "test", "hours", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "rule:    hours" in done.stdout
+    assert "reply:   Acme Stores is open 9 am to 9 pm" in done.stdout
+    done = exosms("rules", "test", "RETURN 12", "--to", "56070", cwd=tmp_path)
+    assert "rule:    other" in done.stdout and "(no reply)" in done.stdout
+    done = exosms("rules", "test", "RETURN 12", "--to", "08088919888", cwd=tmp_path)
+    assert "rule:    return" in done.stdout
+
+
+def test_inline_rules_in_exosms_toml(tmp_path: Path) -> None:
+    (tmp_path / "exosms.toml").write_text(
+        'port = 9999\n\n[[rules]]\nkeyword = "HI"\nreply = "hello {sender}"\n'
+    )
+    done = exosms("rules", "test", "hi", cwd=tmp_path)
+    assert "reply:   hello +919052161119" in done.stdout
+    done = exosms("rules", "check", cwd=tmp_path)
+    assert "1 rules, no problems" in done.stdout

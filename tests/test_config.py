@@ -84,7 +84,8 @@ def test_every_setting_is_documented() -> None:
     docs = (ROOT / "docs" / "settings.md").read_text()
     for name, env, description in _all_settings():
         assert f"`{name}`" in docs, f"docs/settings.md does not list {name}"
-        assert f"`{env}`" in docs, f"docs/settings.md lacks {env}"
+        if name != "rules":  # inline [[rules]] live in the TOML file only
+            assert f"`{env}`" in docs, f"docs/settings.md lacks {env}"
         assert description, f"setting {name} has no help text"
 
 

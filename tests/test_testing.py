@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from exosms.testing import ScriptError, converse, parse_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-
 
 @pytest.fixture
-def shop_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SHOP_DB", str(tmp_path / "shop.db"))
-    import shop
+def shop_router():  # type: ignore[no-untyped-def]
+    import shop  # examples/ is on sys.path (conftest), with $SHOP_DB in a temp folder
 
     return shop.router
 

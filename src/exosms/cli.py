@@ -18,6 +18,7 @@ import click
 from exosms.config import ConfigError, Settings, load_settings, settings_as_environment
 from exosms.dlt import Template, TemplateRegistry
 from exosms.logs import logging_config
+from exosms.routing import Router
 from exosms.store import Store, StoredMessage, StoreUnavailable, open_store
 from exosms.store.urls import DatabaseUrlError
 
@@ -74,20 +75,17 @@ def serve(
     """Start the server that Exotel's Send-a-Reply applet calls."""
     import uvicorn
 
-    from exosms.loading import AppLoadError, load_router
-
     settings = _settings(
         config_file, host=host, port=port, database_url=database_url, app=app, workers=workers
     )
     log_config = logging_config(settings.log_level)
     logging.config.dictConfig(log_config)
-    if settings.app:
-        try:
-            load_router(settings.app)  # fail here, with a clear message, not in a worker
-        except AppLoadError as error:
-            raise click.ClickException(str(error)) from None
+    resolved = _config_path(config_file)
+    _build_router(settings, resolved)  # fail here, with every problem, not in a worker
     _migrate(settings)
     os.environ.update(settings_as_environment(settings))
+    if resolved is not None:
+        os.environ["EXOSMS_CONFIG"] = str(resolved.resolve())
     uvicorn.run(
         "exosms.web.app:app_from_environment",
         factory=True,
@@ -193,6 +191,101 @@ def _local_registry(settings: Settings) -> TemplateRegistry | None:
     except click.ClickException:
         return None
     return _registry(settings, templates) if templates else None
+
+
+def _config_path(config_file: Path | None) -> Path | None:
+    from exosms.config import resolve_config_file
+
+    try:
+        return resolve_config_file(config_file)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _build_router(settings: Settings, config_file: Path | None) -> Router:
+    from exosms.loading import AppLoadError
+    from exosms.rules import RulesError, router_from_settings
+
+    try:
+        return router_from_settings(settings, config_file)
+    except RulesError as error:
+        lines = "\n  ".join(str(p) for p in error.problems)
+        raise click.ClickException(f"the rules have problems:\n  {lines}") from None
+    except AppLoadError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.group()
+def rules() -> None:
+    """The rules file: check it, and see which rule answers a message."""
+
+
+@rules.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@CONFIG_OPTION
+def rules_check(file: Path | None, config_file: Path | None) -> None:
+    """Check FILE (default: the configured rules) and print every problem with its line."""
+    from exosms.rules import RulesFile, context_for, load_rules
+
+    settings = _settings(config_file)
+    if file is not None:
+        if not file.is_file():
+            raise click.ClickException(f"{file} does not exist")
+        found: RulesFile | None = RulesFile.from_path(file)
+    else:
+        found = load_rules(settings, _config_path(config_file))
+    if found is None:
+        raise click.ClickException(
+            "no rules configured: set rules_file in exosms.toml or give a FILE"
+        )
+    problems = found.check(context_for(settings))
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {found.source}")
+        sys.exit(1)
+    click.echo(f"{found.source}: {len(found.specs)} rules, no problems")
+
+
+@rules.command("test")
+@click.argument("text")
+@click.option("--from", "sender", default="9052161119", show_default=True)
+@click.option("--to", "recipient", default="56070", show_default=True)
+@CONFIG_OPTION
+@DATABASE_OPTION
+def rules_test(
+    text: str, sender: str, recipient: str, config_file: Path | None, database_url: str | None
+) -> None:
+    """Show which rule answers TEXT and the reply, without a server (nothing is stored)."""
+    from exosms.exotel.caller import AppletSms
+    from exosms.simulate import app_target, check_sms
+
+    settings = _settings(config_file, database_url=database_url)
+    router = _build_router(settings, _config_path(config_file))
+    registry = _local_registry(settings)
+    logging.getLogger("exosms").setLevel(logging.ERROR)  # the verdict is printed below
+
+    async def run() -> tuple[str | None, StoredMessage | None]:
+        async with app_target(router, config_file) as target:
+            sms = AppletSms(sender=sender, recipient=recipient, body=text)
+            check = await check_sms(target, sms, repeat=False, registry=registry)
+            stored = await target.app.state.engine.store.lookup(sms.sms_sid)  # type: ignore[attr-defined]
+            return check.reply, stored
+
+    reply, stored = asyncio.run(run())
+    rule = stored.rule if stored else None
+    click.echo(f"rule:    {rule or '(none matched)'}")
+    click.echo(f"outcome: {stored.outcome if stored else '-'}")
+    click.echo(f"reply:   {reply if reply is not None else '(no reply)'}")
+    if reply:
+        from exosms.segments import segment
+
+        parts = segment(reply)
+        click.echo(f"parts:   {parts.encoding}, {parts.units} units, {parts.count} part(s)")
+        if registry is not None:
+            click.echo(f"DLT:     {registry.match(reply).describe()}")
+    if stored is not None and stored.error:
+        click.echo(f"error:   {stored.error}")
 
 
 @main.group()

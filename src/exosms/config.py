@@ -115,6 +115,37 @@ class Settings(BaseSettings):
         "reply is not sent, the fallback is.",
     )
     dlt: DltSettings = Field(DltSettings(), description="The DLT gate.")
+    rules_file: str | None = Field(
+        None,
+        description="A TOML file of [[rules]] (docs/rules.md). Relative paths are read from "
+        "the config file's folder, else the working directory.",
+    )
+    rules: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="[[rules]] written in the config file itself, instead of a rules_file.",
+    )
+    rules_reload_seconds: float = Field(
+        1.0, gt=0, description="How often the server checks the rules file for changes."
+    )
+    session_ttl: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds a sender's conversation state lives after their last message.",
+    )
+    timezone: str = Field(
+        "Asia/Kolkata", description="Time zone for {received_at} in replies and for display."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Kolkata)") from None
+        return value
 
     @field_validator("applet_path")
     @classmethod
@@ -187,14 +218,26 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise ConfigError(f"cannot read {path}: {error}") from None
 
 
+def rules_path(settings: Settings, config_file: Path | None) -> Path | None:
+    """Where ``rules_file`` points: beside the config file if it is there, else as given."""
+    if settings.rules_file is None:
+        return None
+    path = Path(settings.rules_file)
+    if not path.is_absolute() and config_file is not None:
+        beside = config_file.parent / path
+        if beside.exists():
+            return beside
+    return path
+
+
 def settings_as_environment(settings: Settings) -> dict[str, str]:
     """The settings as ``EXOSMS_*`` variables, for worker processes started by the server."""
     import json
 
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
-        if value is None:
-            continue
+        if value is None or name == "rules":
+            continue  # inline rules are re-read from the config file, for their line numbers
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)
         env[f"{ENV_PREFIX}{name.upper()}"] = text
     return env

@@ -9,6 +9,7 @@ An answer is returned only after it is durably committed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -23,8 +24,8 @@ from exosms.exotel.applet import AppletRequest, parse_exotel_date
 from exosms.numbers import normalise
 from exosms.routing import Router, Rule
 from exosms.segments import segment
-from exosms.sms import IncomingSms, Match, Reply
-from exosms.store.base import ClaimStatus, Completion, NewMessage, Store
+from exosms.sms import IncomingSms, Match, Reply, Session
+from exosms.store.base import ClaimStatus, Completion, NewMessage, SessionWrite, Store
 
 log = logging.getLogger("exosms.engine")
 
@@ -101,7 +102,7 @@ class DltGate:
         elif self.effective_mode == "enforce" and verdict is not None and not verdict.matched:
             refused = Outcome.DLT_REFUSED
             why = f"DLT: {verdict.reason}"
-        elif verdict is not None and not verdict.matched:
+        elif verdict is not None and not verdict.matched and len(self.registry):
             log.warning("sid=%s reply matches no DLT template (sent anyway): %s", sid, reason)
         if refused is None:
             return replace(
@@ -155,12 +156,14 @@ class ReplyEngine:
         fallback: str = "",
         cache_size: int = 10_000,
         gate: DltGate | None = None,
+        session_ttl: float = 1800.0,
     ) -> None:
         self.store = store
         self.router = router
         self.deadline = deadline
         self.fallback = _clean(fallback) or None
         self.gate = gate or DltGate()
+        self.session_ttl = session_ttl
         self.owner = uuid.uuid4().hex
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._cache_size = cache_size
@@ -236,7 +239,16 @@ class ReplyEngine:
             stored = await self._wait_for_other(sms.sms_sid, claim.expires or expires)
             if stored is not None:
                 return stored
-        result = self.gate.check(await self._dispatch(sms), self.fallback, sms.sms_sid)
+        router = self.router  # one router for the whole request, even if rules reload now
+        state = None
+        if router.uses_sessions:
+            sms = replace(
+                sms, session=Session(await self.store.load_session(sms.sender, sms.recipient))
+            )
+            state = sms.session.state
+        result = self.gate.check(
+            await self._dispatch(router, sms, state), self.fallback, sms.sms_sid
+        )
         reply = await self.store.complete(
             Completion(
                 sms_sid=sms.sms_sid,
@@ -251,6 +263,7 @@ class ReplyEngine:
                 reply_parts=result.parts,
                 dlt_template_id=result.template_id,
                 dlt_reason=result.dlt_reason,
+                session=self._session_write(sms),
             )
         )
         return _answer(reply, result.outcome)
@@ -265,8 +278,16 @@ class ReplyEngine:
                 return _answer(stored.reply, Outcome.REPLAYED)
         return None
 
-    async def _dispatch(self, sms: IncomingSms) -> _Result:
-        found = self.router.route(sms)
+    def _session_write(self, sms: IncomingSms) -> SessionWrite | None:
+        session = sms.session
+        if not session.is_dirty:
+            return None
+        data = json.dumps(session.as_dict(), ensure_ascii=False, default=str)
+        ttl = session.ttl if session.ttl is not None else self.session_ttl
+        return SessionWrite(sms.sender, sms.recipient, data, time.time() + ttl)
+
+    async def _dispatch(self, router: Router, sms: IncomingSms, state: str | None) -> _Result:
+        found = router.route(sms, state)
         if found is None:
             return _Result(None, None, Outcome.NO_REPLY, None, None)
         rule, match = found
@@ -298,6 +319,10 @@ class ReplyEngine:
                 self.fallback, rule.name, Outcome.FALLBACK_ERROR, elapsed_ms, _describe(error)
             )
         value = task.result()
+        if isinstance(value, Reply) and value.error is not None:
+            log.warning("rule %s for %s fell back: %s", rule.name, sms.sms_sid, value.error)
+            text = _clean(value.text) or None
+            return _Result(text, rule.name, Outcome.FALLBACK_ERROR, elapsed_ms, value.error)
         if isinstance(value, Reply):
             value = value.text
         if value is not None and not isinstance(value, str):

@@ -13,15 +13,11 @@ class AppLoadError(Exception):
     """The ``--app`` value does not name a Router; the message says why."""
 
 
-def load_router(spec: str) -> Router:
-    """Import ``module:attribute`` and return the Router it names.
-
-    The attribute may be a Router or a function without arguments that returns one. The
-    current directory is importable, as it is for ``python -m``.
-    """
+def load_object(spec: str) -> object:
+    """Import ``module:attribute`` (dots allowed in both) and return the attribute."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise AppLoadError(f"--app {spec!r} must look like module:attribute (e.g. shop:router)")
+        raise AppLoadError(f"{spec!r} must look like module:attribute (e.g. shop:router)")
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -35,6 +31,16 @@ def load_router(spec: str) -> Router:
             target = getattr(target, part)
     except AttributeError:
         raise AppLoadError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    return target
+
+
+def load_router(spec: str) -> Router:
+    """Import ``module:attribute`` and return the Router it names.
+
+    The attribute may be a Router or a function without arguments that returns one. The
+    current directory is importable, as it is for ``python -m``.
+    """
+    target = load_object(spec)
     if isinstance(target, Router):
         return target
     if callable(target):

@@ -2,17 +2,20 @@
 
 Rules are tried in registration order and the first that matches wins. Keyword rules are
 found through a dictionary keyed by the message's first word, so a thousand keywords cost
-one lookup; only regex rules registered before the winning keyword are tried one by one.
+one lookup; only regex and catch-all rules registered before the winning keyword are tried
+one by one. Any rule may be limited to some recipients (Exotel numbers), some senders, or a
+conversation state.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
+from exosms.numbers import normalise
 from exosms.sms import IncomingSms, Match, Reply
 
 Handler: TypeAlias = Callable[
@@ -22,18 +25,6 @@ Handler: TypeAlias = Callable[
 # Punctuation customers put straight after a keyword: "ORDER: 12", "order,12", "STOP."
 _KEYWORD_END = re.compile(r"[\s,:;.]")
 _REST_START = re.compile(r"^[\s,:;.]*")
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One registered rule: its position, name, handler and how it matches."""
-
-    index: int
-    name: str
-    handler: Handler
-    is_async: bool
-    keyword: str | None = None
-    pattern: re.Pattern[str] | None = None
 
 
 def split_keyword(body: str) -> tuple[str, str]:
@@ -46,34 +37,117 @@ def split_keyword(body: str) -> tuple[str, str]:
     end = _KEYWORD_END.search(text)
     if end is None:
         return text.casefold(), ""
-    word = text[: end.start()]
     rest = text[end.start() :]
-    rest = rest[_REST_START.match(rest).end() :]  # type: ignore[union-attr]
-    return word.casefold(), rest
+    found = _REST_START.match(rest)
+    return text[: end.start()].casefold(), rest[found.end() if found else 0 :]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which messages a rule may answer: recipients, senders, conversation state."""
+
+    recipients: frozenset[str] | None = None  # normalised Exotel numbers / short codes
+    senders: tuple[str, ...] | None = None  # normalised numbers; "prefix*" matches a prefix
+    state: str | None = None  # the sender's session state this rule requires
+
+    @classmethod
+    def build(
+        cls,
+        to: Iterable[str] | None = None,
+        senders: Iterable[str] | None = None,
+        state: str | None = None,
+    ) -> Scope:
+        recipients = frozenset(normalise(str(n)) for n in to) if to else None
+        sender_list = (
+            tuple(s if s.endswith("*") else normalise(s) for s in (str(x).strip() for x in senders))
+            if senders
+            else None
+        )
+        return cls(recipients, sender_list, state)
+
+    def accepts(self, sms: IncomingSms, state: str | None) -> bool:
+        if self.recipients is not None and sms.recipient not in self.recipients:
+            return False
+        if self.senders is not None and not any(
+            sms.sender.startswith(s[:-1]) if s.endswith("*") else sms.sender == s
+            for s in self.senders
+        ):
+            return False
+        return self.state is None or self.state == state
+
+    def covers(self, other: Scope) -> bool:
+        """True when every message ``other`` accepts, this scope accepts too."""
+        if self.recipients is not None and (
+            other.recipients is None or not other.recipients <= self.recipients
+        ):
+            return False
+        if self.senders is not None and (
+            other.senders is None or not set(other.senders) <= set(self.senders)
+        ):
+            return False
+        return self.state is None or self.state == other.state
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One registered rule: its position, name, handler and how it matches."""
+
+    index: int
+    name: str
+    handler: Handler
+    is_async: bool
+    keywords: tuple[str, ...] = ()  # upper-case, as registered
+    pattern: re.Pattern[str] | None = None
+    only_keyword: bool = False  # the whole message must be the keyword
+    scope: Scope = field(default_factory=Scope)
+
+    @property
+    def keyword(self) -> str | None:
+        return self.keywords[0] if self.keywords else None
+
+    @property
+    def is_catch_all(self) -> bool:
+        return not self.keywords and self.pattern is None
 
 
 class Router:
-    """Ordered rules (keyword, regex, default) that map an SMS to a handler.
+    """Ordered rules (keyword, regex, catch-all) that map an SMS to a handler.
 
     Handlers take ``(sms, match)`` and return the reply text, ``None`` for no reply, or a
     :class:`~exosms.Reply`. They may be plain functions (run in a worker thread so they
     cannot stall the server) or ``async def`` coroutines (run on the event loop).
+    Pass ``sessions=True`` when handlers use ``sms.session``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, sessions: bool = False) -> None:
         self._rules: list[Rule] = []
-        self._keywords: dict[str, Rule] = {}
-        self._regexes: list[Rule] = []
+        self._keywords: dict[str, list[Rule]] = {}
+        self._others: list[Rule] = []  # regex and catch-all rules, in order
         self._default: Rule | None = None
+        self._sessions = sessions
 
     @property
     def rules(self) -> tuple[Rule, ...]:
-        return tuple(self._rules)
+        return tuple(self._rules) + ((self._default,) if self._default else ())
 
-    def keyword(self, *keywords: str, name: str | None = None) -> Callable[[Handler], Handler]:
+    @property
+    def uses_sessions(self) -> bool:
+        return self._sessions or any(r.scope.state is not None for r in self.rules)
+
+    def keyword(
+        self,
+        *keywords: str,
+        name: str | None = None,
+        to: Iterable[str] | None = None,
+        senders: Iterable[str] | None = None,
+        state: str | None = None,
+        only: bool = False,
+    ) -> Callable[[Handler], Handler]:
         """Register a handler for messages whose first word is one of ``keywords``.
 
-        Matching is case-insensitive; the text after the keyword is ``match.rest``.
+        Matching is case-insensitive; the text after the keyword is ``match.rest``. With
+        ``only=True`` the message must be the keyword alone. ``to``, ``senders`` and
+        ``state`` limit the rule to some recipients, senders or a conversation state.
         """
         if not keywords:
             raise ValueError("keyword() needs at least one keyword")
@@ -82,70 +156,125 @@ class Router:
                 raise ValueError(f"keyword {word!r} must be one word without punctuation")
 
         def register(handler: Handler) -> Handler:
-            rule = self._add(handler, name, keyword=keywords[0].upper())
-            for word in keywords:
-                # An earlier rule with the same word wins: first registered, first matched.
-                self._keywords.setdefault(word.casefold(), rule)
+            self._add(
+                handler,
+                name,
+                keywords=tuple(w.upper() for w in keywords),
+                only_keyword=only,
+                scope=Scope.build(to, senders, state),
+            )
             return handler
 
         return register
 
     def regex(
-        self, pattern: str, *, flags: int = re.IGNORECASE, name: str | None = None
+        self,
+        pattern: str,
+        *,
+        flags: int = re.IGNORECASE,
+        name: str | None = None,
+        to: Iterable[str] | None = None,
+        senders: Iterable[str] | None = None,
+        state: str | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Register a handler for messages that match ``pattern`` (searched from the start).
+        """Register a handler for messages that match ``pattern`` (from the start).
 
         Named groups are passed on in ``match.groups``.
         """
         compiled = re.compile(pattern, flags)
 
         def register(handler: Handler) -> Handler:
-            self._regexes.append(self._add(handler, name, pattern=compiled))
+            self._add(handler, name, pattern=compiled, scope=Scope.build(to, senders, state))
+            return handler
+
+        return register
+
+    def catch_all(
+        self,
+        *,
+        name: str | None = None,
+        to: Iterable[str] | None = None,
+        senders: Iterable[str] | None = None,
+        state: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for every message in its scope, at this position."""
+
+        def register(handler: Handler) -> Handler:
+            self._add(handler, name, scope=Scope.build(to, senders, state))
             return handler
 
         return register
 
     def default(self, handler: Handler) -> Handler:
         """Register the handler for messages no other rule matched."""
-        self._default = self._add(handler, None)
+        self._default = self._make(handler, None, index=1 << 30)
         return handler
 
-    def _add(
+    def include(self, other: Router) -> None:
+        """Append ``other``'s rules here, in its order; its default becomes a catch-all."""
+        for rule in other.rules:
+            self._place(replace(rule, index=len(self._rules)))
+        self._sessions = self._sessions or other._sessions
+
+    def _make(
         self,
         handler: Handler,
         name: str | None,
         *,
-        keyword: str | None = None,
+        index: int,
+        keywords: tuple[str, ...] = (),
         pattern: re.Pattern[str] | None = None,
+        only_keyword: bool = False,
+        scope: Scope | None = None,
     ) -> Rule:
-        rule = Rule(
-            index=len(self._rules),
+        return Rule(
+            index=index,
             name=name or str(getattr(handler, "__name__", "handler")),
             handler=handler,
             is_async=inspect.iscoroutinefunction(handler),
-            keyword=keyword,
+            keywords=keywords,
             pattern=pattern,
+            only_keyword=only_keyword,
+            scope=scope or Scope(),
         )
-        self._rules.append(rule)
-        return rule
 
-    def route(self, sms: IncomingSms) -> tuple[Rule, Match] | None:
-        """Find the first rule (in registration order) that matches ``sms``."""
+    def _add(self, handler: Handler, name: str | None, **how: object) -> None:
+        self._place(self._make(handler, name, index=len(self._rules), **how))  # type: ignore[arg-type]
+
+    def _place(self, rule: Rule) -> None:
+        self._rules.append(rule)
+        if rule.keywords:
+            for word in rule.keywords:
+                self._keywords.setdefault(word.casefold(), []).append(rule)
+        else:
+            self._others.append(rule)
+
+    def route(self, sms: IncomingSms, state: str | None = None) -> tuple[Rule, Match] | None:
+        """Find the first rule (in registration order) that matches ``sms``.
+
+        ``state`` is the sender's conversation state, for rules that require one.
+        """
         word, rest = split_keyword(sms.body)
-        keyword_rule = self._keywords.get(word)
-        limit = keyword_rule.index if keyword_rule is not None else len(self._rules)
-        for rule in self._regexes:
+        keyword_rules = self._keywords.get(word, ())
+        chosen: Rule | None = None
+        for rule in keyword_rules:
+            if (not rule.only_keyword or not rest) and rule.scope.accepts(sms, state):
+                chosen = rule
+                break
+        limit = chosen.index if chosen is not None else 1 << 31
+        for rule in self._others:
             if rule.index >= limit:
                 break
-            assert rule.pattern is not None
+            if not rule.scope.accepts(sms, state):
+                continue
+            if rule.pattern is None:
+                return rule, Match(rule=rule.name, rest=sms.body)
             found = rule.pattern.match(sms.body)
             if found is not None:
                 groups = {k: v for k, v in found.groupdict().items() if v is not None}
                 return rule, Match(rule=rule.name, rest=sms.body, groups=groups)
-        if keyword_rule is not None:
-            return keyword_rule, Match(
-                rule=keyword_rule.name, keyword=keyword_rule.keyword, rest=rest
-            )
+        if chosen is not None:
+            return chosen, Match(rule=chosen.name, keyword=chosen.keyword, rest=rest)
         if self._default is not None:
             return self._default, Match(rule=self._default.name, rest=sms.body)
         return None

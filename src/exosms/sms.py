@@ -2,9 +2,71 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+
+class Session(MutableMapping[str, Any]):
+    """A sender's conversation memory: JSON-able key-value pairs that expire.
+
+    Kept per sender and Exotel number, stored in the database with the message's answer,
+    so it survives restarts. ``session.state`` is the key rules use for short flows.
+    """
+
+    def __init__(self, data: Mapping[str, Any] | None = None, *, available: bool = True) -> None:
+        self._data: dict[str, Any] = dict(data or {})
+        self._available = available
+        self.is_dirty = False
+        self.ttl: float | None = None  # seconds; None: the server's session_ttl
+
+    @classmethod
+    def unavailable(cls) -> Session:
+        return cls(available=False)
+
+    def _check(self) -> None:
+        if not self._available:
+            raise RuntimeError(
+                "sms.session is not loaded: create the router with Router(sessions=True)"
+            )
+
+    def __getitem__(self, key: str) -> Any:
+        self._check()
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check()
+        self._data[key] = value
+        self.is_dirty = True
+
+    def __delitem__(self, key: str) -> None:
+        self._check()
+        del self._data[key]
+        self.is_dirty = True
+
+    def __iter__(self) -> Iterator[str]:
+        self._check()
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self._check()
+        return len(self._data)
+
+    @property
+    def state(self) -> str | None:
+        value = self.get("state")
+        return None if value is None else str(value)
+
+    @state.setter
+    def state(self, value: str | None) -> None:
+        if value is None:
+            self.pop("state", None)
+        else:
+            self["state"] = value
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +87,7 @@ class IncomingSms:
     sender_raw: str = ""
     recipient_raw: str = ""
     date_raw: str = ""
+    session: Session = field(default_factory=Session.unavailable, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +102,14 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The text to send back. An empty text means "no reply"."""
+    """The text to send back. An empty text means "no reply".
+
+    ``error`` marks a fallback: the reply logic could not do its job (an upstream URL
+    failed, say) and says why; the message is stored as ``fallback_error`` with that reason.
+    """
 
     text: str
+    error: str | None = None
 
     @property
     def is_empty(self) -> bool:

@@ -60,6 +60,15 @@ class Completion:
     reply_parts: int | None = None
     dlt_template_id: str | None = None
     dlt_reason: str | None = None
+    session: SessionWrite | None = None  # saved in the same transaction as the answer
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWrite:
+    sender: str
+    recipient: str
+    data: str  # JSON object; "{}" clears the session
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,10 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` when the database does not answer."""
+        ...
+
+    async def load_session(self, sender: str, recipient: str) -> dict[str, object] | None:
+        """The sender's unexpired session data, or ``None``."""
         ...
 
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:

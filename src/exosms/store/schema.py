@@ -66,6 +66,16 @@ dlt_templates = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("sender", String(256), primary_key=True),
+    Column("recipient", String(256), primary_key=True),
+    Column("data", Text, nullable=False),  # JSON object
+    Column("expires_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 MESSAGE_COLUMNS = (
     "id",
     "sms_sid",

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.dlt import Template
 from exosms.store.base import StoredMessage, StoreUnavailable
-from exosms.store.schema import MESSAGE_COLUMNS, dlt_templates, messages
+from exosms.store.schema import MESSAGE_COLUMNS, dlt_templates, messages, sessions
 
 
 def _template_row(template: Template) -> dict[str, Any]:
@@ -74,6 +74,22 @@ class SqlReader:
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return [to_stored(row) for row in rows]
+
+    async def load_session(self, sender: str, recipient: str) -> dict[str, object] | None:
+        query = select(sessions.c.data).where(
+            sessions.c.sender == sender,
+            sessions.c.recipient == recipient,
+            sessions.c.expires_at > time.time(),
+        )
+        try:
+            async with self.engine.connect() as conn:
+                data = (await conn.execute(query)).scalar()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        if data is None:
+            return None
+        loaded = json.loads(data)
+        return loaded if isinstance(loaded, dict) and loaded else None
 
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
         inserted = updated = 0

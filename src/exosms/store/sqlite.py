@@ -58,6 +58,11 @@ _COMPLETE = (
     " WHERE sms_sid = ? AND state = 'pending'"
 )
 _STORED_REPLY = "SELECT reply FROM messages WHERE sms_sid = ?"
+_SAVE_SESSION = (
+    "INSERT INTO sessions (sender, recipient, data, expires_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender, recipient) DO UPDATE SET"
+    " data = excluded.data, expires_at = excluded.expires_at, updated_at = excluded.updated_at"
+)
 _FETCHED = "UPDATE messages SET fetch_count = fetch_count + 1, last_fetch_at = ? WHERE sms_sid = ?"
 
 
@@ -122,6 +127,9 @@ def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
         ),
     )
     if updated.rowcount == 1:
+        if c.session is not None:
+            s = c.session
+            conn.execute(_SAVE_SESSION, (s.sender, s.recipient, s.data, s.expires_at, time.time()))
         return c.reply
     row = conn.execute(_STORED_REPLY, (c.sms_sid,)).fetchone()
     # Another process completed first (after taking over our expired claim): its answer
@@ -280,6 +288,9 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._reader.ping()
+
+    async def load_session(self, sender: str, recipient: str) -> dict[str, object] | None:
+        return await self._reader.load_session(sender, recipient)
 
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
         return await self._reader.save_templates(templates)

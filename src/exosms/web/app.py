@@ -6,20 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exosms.config import Settings, load_settings
-from exosms.demo import build_demo_router
+from exosms.config import Settings, load_settings, resolve_config_file
 from exosms.dlt import TemplateRegistry
 from exosms.engine import DltGate, ReplyEngine
-from exosms.loading import load_router
+from exosms.loading import AppLoadError
 from exosms.routing import Router
+from exosms.rules import RulesError, router_from_settings, rules_source
 from exosms.store import Store, StoreUnavailable, open_store
+from exosms.upstream import close_clients
 from exosms.web.applet import AppletEndpoint
 
 log = logging.getLogger("exosms")
@@ -29,8 +32,19 @@ def _text(status: int, text: str) -> Response:
     return Response(text, status_code=status, headers={"content-type": "text/plain"})
 
 
-def create_app(settings: Settings, router: Router, store: Store) -> Starlette:
-    """Build the exosms ASGI app from its parts."""
+def create_app(
+    settings: Settings,
+    router: Router,
+    store: Store,
+    *,
+    rebuild_router: Callable[[], Router] | None = None,
+    watch: Path | None = None,
+) -> Starlette:
+    """Build the exosms ASGI app from its parts.
+
+    With ``rebuild_router`` and ``watch``, the router is rebuilt when ``watch`` changes on
+    disk or the process gets SIGHUP; a rebuild that fails leaves the running router in place.
+    """
     gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
     engine = ReplyEngine(
         store,
@@ -39,6 +53,7 @@ def create_app(settings: Settings, router: Router, store: Store) -> Starlette:
         fallback=settings.fallback_reply,
         cache_size=settings.replay_cache_size,
         gate=gate,
+        session_ttl=settings.session_ttl,
     )
 
     async def load_templates() -> None:
@@ -64,11 +79,41 @@ def create_app(settings: Settings, router: Router, store: Store) -> Starlette:
             except StoreUnavailable as error:
                 log.warning("could not check for new DLT templates: %s", error)
 
+    async def watch_rules(path: Path, rebuild: Callable[[], Router]) -> None:
+        changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, changed.set)
+        seen = _mtime(path)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), settings.rules_reload_seconds)
+            now = _mtime(path)
+            if not changed.is_set() and now == seen:
+                continue
+            changed.clear()
+            seen = now
+            try:
+                engine.router = await asyncio.to_thread(rebuild)
+            except RulesError as error:
+                for problem in error.problems:
+                    log.error("rules not reloaded: %s", problem)
+                log.error("rules not reloaded: the previous rules stay in force")
+            except AppLoadError as error:
+                log.error("rules not reloaded: %s; the previous rules stay in force", error)
+            else:
+                log.info("rules reloaded from %s: %d rules", path, len(engine.router.rules))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         await load_templates()
         watcher = asyncio.create_task(watch_templates())
+        rules_watcher = (
+            asyncio.create_task(watch_rules(watch, rebuild_router))
+            if watch is not None and rebuild_router is not None
+            else None
+        )
         log.info(
             "exosms answering on %s (DLT %s, %d templates)",
             settings.applet_path,
@@ -78,9 +123,12 @@ def create_app(settings: Settings, router: Router, store: Store) -> Starlette:
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, rules_watcher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await close_clients()
             await store.close()
 
     async def healthz(request: Request) -> Response:
@@ -117,8 +165,25 @@ def create_app(settings: Settings, router: Router, store: Store) -> Starlette:
     return app
 
 
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 def app_from_environment() -> Starlette:
     """The app as ``exosms serve`` runs it in each worker: settings from ``EXOSMS_*``."""
-    settings = load_settings()
-    router = load_router(settings.app) if settings.app else build_demo_router()
-    return create_app(settings, router, open_store(settings.database_url))
+    config_file = resolve_config_file(None)
+    settings = load_settings(config_file)
+
+    def rebuild() -> Router:
+        return router_from_settings(settings, config_file)
+
+    return create_app(
+        settings,
+        rebuild(),
+        open_store(settings.database_url),
+        rebuild_router=rebuild,
+        watch=rules_source(settings, config_file),
+    )

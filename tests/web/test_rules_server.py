@@ -1,0 +1,117 @@
+"""Rules in a real server: sessions across restarts, hot reload under load."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from servers import ServerProcess, free_port
+
+RULES_V1 = """
+[[rules]]
+keyword = "HOURS"
+reply = "Open 9 to 9"
+
+[[rules]]
+keyword = "MENU"
+reply = "Reply 1 for status"
+set_state = "menu"
+
+[[rules]]
+regex = '^1$'
+state = "menu"
+reply = "Status: all good"
+set_state = ""
+"""
+
+
+def send(proc: ServerProcess, body: str, sender: str = "9052161119") -> httpx.Response:
+    params = {"SmsSid": uuid.uuid4().hex, "From": sender, "To": "56070", "Body": body}
+    with httpx.Client(timeout=10) as client:
+        client.head(f"{proc.url}/exotel/sms", params=params)
+        return client.get(f"{proc.url}/exotel/sms", params=params)
+
+
+def start(tmp_path: Path, rules: str) -> ServerProcess:
+    (tmp_path / "rules.toml").write_text(rules)
+    (tmp_path / "exosms.toml").write_text('rules_file = "rules.toml"\nrules_reload_seconds = 0.1\n')
+    return ServerProcess(tmp_path, free_port(), f"sqlite:///{tmp_path / 'exosms.db'}").start()
+
+
+def test_a_conversation_survives_a_restart(tmp_path: Path) -> None:
+    proc = start(tmp_path, RULES_V1)
+    try:
+        assert send(proc, "MENU").text == "Reply 1 for status"
+    finally:
+        proc.stop()
+    proc.start()
+    try:
+        assert send(proc, "1").text == "Status: all good"
+        assert send(proc, "1").text == ""  # the flow ended: the state was cleared
+    finally:
+        proc.stop()
+
+
+def test_hot_reload_under_load_drops_nothing(tmp_path: Path) -> None:
+    proc = start(tmp_path, RULES_V1)
+    answers: list[tuple[int, str]] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(timeout=5) as http:
+            while not stop.is_set():
+                params = {"SmsSid": uuid.uuid4().hex, "From": "9052161119", "Body": "HOURS"}
+                try:
+                    answer = http.get(f"{proc.url}/exotel/sms", params=params)
+                    answers.append((answer.status_code, answer.text))
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+
+    workers = [threading.Thread(target=client) for _ in range(4)]
+    try:
+        for worker in workers:
+            worker.start()
+        time.sleep(0.5)
+        (tmp_path / "rules.toml").write_text(RULES_V1.replace("Open 9 to 9", "Open 10 to 8"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not answers or answers[-1][1] != "Open 10 to 8"):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        # An invalid file is refused; the rules in force stay.
+        (tmp_path / "rules.toml").write_text(
+            RULES_V1 + '\n[[rules]]\nkeyword = "X"\nreplay = "y"\n'
+        )
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+        proc.stop()
+    assert failures == []
+    assert {status for status, _ in answers} == {200}
+    texts = [text for _, text in answers]
+    assert texts[0] == "Open 9 to 9"
+    assert texts[-1] == "Open 10 to 8"
+    switch = texts.index("Open 10 to 8")
+    assert set(texts[switch:]) == {"Open 10 to 8"}, "answers went back to the old rules"
+    assert len(texts) > 50
+    log = proc.log()
+    assert "rules reloaded from" in log
+    assert "rules not reloaded: " in log and "unknown key 'replay'" in log
+
+
+def test_serve_refuses_an_invalid_rules_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "rules.toml").write_text('[[rules]]\nkeyword = "A"\nreply = "{nope}"\n')
+    (tmp_path / "exosms.toml").write_text('rules_file = "rules.toml"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "exosms", "serve"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "rules.toml:1: rule 'A': unknown variable {nope} in reply" in done.stderr
