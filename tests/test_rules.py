@@ -14,7 +14,7 @@ from exosms.exotel.caller import AppletSms
 from exosms.routing import Router
 from exosms.rules import RulesContext, RulesError, RulesFile, parse_duration
 from exosms.simulate import app_target, check_sms
-from exosms.testing import converse
+from exosms.testing import RELAXED_GUARDS, converse
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -136,8 +136,8 @@ def test_recipient_and_sender_scoping() -> None:
 
 def test_no_reply_rule_stores_without_answering() -> None:
     converse(
-        router('[[rules]]\nkeyword = "STOPALL"\nno_reply = true\n'),
-        "9052161119 > STOPALL\n<\n",
+        router('[[rules]]\nkeyword = "NOTED"\nno_reply = true\n'),
+        "9052161119 > NOTED\n<\n",
     )
 
 
@@ -180,7 +180,7 @@ def test_state_expires() -> None:
     )
 
     async def run() -> list[str | None]:
-        async with app_target(rules) as target:
+        async with app_target(rules, guards=RELAXED_GUARDS) as target:
             replies = []
             for body, wait in (("MENU", 0.5), ("1", 0), ("MENU", 0), ("1", 0)):
                 check = await check_sms(target, AppletSms(body=body), repeat=False)

@@ -75,6 +75,8 @@ def serve(
     """Start the server that Exotel's Send-a-Reply applet calls."""
     import uvicorn
 
+    from exosms.web.protocol import GuardedHttpToolsProtocol
+
     settings = _settings(
         config_file, host=host, port=port, database_url=database_url, app=app, workers=workers
     )
@@ -93,12 +95,14 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         server_header=False,
-        proxy_headers=False,
+        proxy_headers=False,  # X-Forwarded-For is believed only from [auth] trusted_proxies
         log_config=log_config,
+        timeout_keep_alive=int(max(1, settings.keep_alive_timeout)),
+        limit_concurrency=settings.max_connections,
     )
 
 
@@ -286,6 +290,106 @@ def rules_test(
             click.echo(f"DLT:     {registry.match(reply).describe()}")
     if stored is not None and stored.error:
         click.echo(f"error:   {stored.error}")
+
+
+@main.command()
+@click.option(
+    "--public-url",
+    default="https://sms.example.in",
+    show_default=True,
+    help="Where Exotel will reach this server (scheme and host).",
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("exosms.toml"),
+    show_default=True,
+    help="Settings file to write the token to.",
+)
+def init(public_url: str, path: Path) -> None:
+    """Make a strong webhook token, save it, and print the URL to paste into Exotel."""
+    import secrets
+    import tomllib
+
+    token = secrets.token_urlsafe(24)
+    if path.exists():
+        try:
+            existing = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise click.ClickException(f"cannot read {path}: {error}") from None
+        if existing.get("auth", {}).get("token"):
+            raise click.ClickException(
+                f"{path} already has [auth] token; remove it first to make a new one"
+            )
+        if "auth" in existing:
+            raise click.ClickException(
+                f'{path} has an [auth] table: add token = "{token}" to it yourself'
+            )
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f'\n[auth]\n# made by exosms init; keep it secret\ntoken = "{token}"\n')
+    path.chmod(0o600)
+    settings = _settings(path)
+    url = f"{public_url.rstrip('/')}{settings.applet_path}/{token}"
+    click.echo(f"wrote a new webhook token to {path} (readable only by you)")
+    click.echo("Paste this URL into Exotel's Send a Reply applet:")
+    click.echo(f"  {url}")
+    click.echo("Requests without the token now get 401.")
+
+
+@main.group()
+def optouts() -> None:
+    """Senders who opted out: list, add, remove."""
+
+
+def _optout_args(sender: str, recipient: str | None) -> tuple[str, str]:
+    from exosms.numbers import normalise
+
+    return normalise(sender), normalise(recipient) if recipient else "*"
+
+
+@optouts.command("list")
+@CONFIG_OPTION
+@DATABASE_OPTION
+def optouts_list(config_file: Path | None, database_url: str | None) -> None:
+    """Every opt-out, newest first."""
+    settings = _settings(config_file, database_url=database_url)
+    rows = _with_store(settings, lambda store: store.list_optouts())
+    if not rows:
+        click.echo("no opt-outs")
+    for row in rows:
+        where = "all numbers" if row.recipient == "*" else row.recipient
+        click.echo(f"{row.sender}  from {where}  since {_when(row.created_at)}  ({row.source})")
+
+
+@optouts.command("add")
+@click.argument("sender")
+@click.option("--to", "recipient", help="Only this Exotel number (default: all).")
+@CONFIG_OPTION
+@DATABASE_OPTION
+def optouts_add(
+    sender: str, recipient: str | None, config_file: Path | None, database_url: str | None
+) -> None:
+    """Opt SENDER out: no more replies to them."""
+    settings = _settings(config_file, database_url=database_url)
+    who, where = _optout_args(sender, recipient)
+    changed = _with_store(settings, lambda store: store.set_optout(who, where, True))
+    click.echo(f"{who} opted out" if changed else f"{who} was already opted out")
+
+
+@optouts.command("remove")
+@click.argument("sender")
+@click.option("--to", "recipient", help="Only this Exotel number (default: all).")
+@CONFIG_OPTION
+@DATABASE_OPTION
+def optouts_remove(
+    sender: str, recipient: str | None, config_file: Path | None, database_url: str | None
+) -> None:
+    """Opt SENDER back in."""
+    settings = _settings(config_file, database_url=database_url)
+    who, where = _optout_args(sender, recipient)
+    changed = _with_store(settings, lambda store: store.set_optout(who, where, False))
+    click.echo(f"{who} opted back in" if changed else f"{who} was not opted out")
 
 
 @main.group()
@@ -490,5 +594,7 @@ def messages(config_file: Path | None, database_url: str | None, limit: int, as_
             click.echo(f"      DLT: template {row.dlt_template_id}")
         if row.dlt_reason:
             click.echo(f"      DLT: {row.dlt_reason}")
+        if row.guard:
+            click.echo(f"      no reply allowed: {row.guard}")
         if row.error:
             click.echo(f"      error: {row.error}")

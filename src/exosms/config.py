@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -47,6 +47,75 @@ class DltSettings(BaseModel):
     )
     reload_seconds: float = Field(
         5.0, gt=0, description="How often the server looks for newly imported templates."
+    )
+
+
+class AuthSettings(BaseModel):
+    """Who may call the webhook (``[auth]``). Exotel signs nothing and publishes no IPs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr | None = Field(
+        None,
+        description="A secret the caller must present: in the path (`/exotel/sms/<token>`) or "
+        "as `?token=`. `exosms init` makes one.",
+    )
+    basic_user: str | None = Field(None, description="HTTP Basic auth user name.")
+    basic_password: SecretStr | None = Field(None, description="HTTP Basic auth password.")
+    allow_ips: list[str] = Field(
+        default_factory=list,
+        description='CIDRs allowed to call (e.g. `["203.0.113.0/24"]`); empty allows all.',
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of your reverse proxies; only from them is `X-Forwarded-For` believed.",
+    )
+
+    @field_validator("allow_ips", "trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR") from None
+        return value
+
+
+class GuardSettings(BaseModel):
+    """Opt-out and loop protection (``[guards]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    optout_keywords: list[str] = Field(
+        ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"],
+        description="A message that is one of these (alone) opts the sender out.",
+    )
+    optin_keywords: list[str] = Field(
+        ["START", "UNSTOP"], description="A message that is one of these opts the sender back in."
+    )
+    optout_reply: str = Field(
+        "You will get no more SMS from this number. Send START to opt back in.",
+        description="The one confirmation sent on opting out; empty sends none.",
+    )
+    optin_reply: str = Field(
+        "You will get SMS from this number again. Send STOP to opt out.",
+        description="The confirmation sent on opting back in; empty sends none.",
+    )
+    replies_per_10min: int = Field(5, ge=0, description="Most replies to one sender in 10 minutes.")
+    replies_per_day: int = Field(50, ge=0, description="Most replies to one sender in 24 hours.")
+    loop_window_seconds: float = Field(
+        300,
+        ge=0,
+        description="The same text from the same sender within this many seconds gets at "
+        "most one reply.",
+    )
+    reply_to_non_numbers: bool = Field(
+        False,
+        description="Reply to short codes and alphanumeric senders (`VM-ACMEIN`); off by "
+        "default, since those are machines.",
     )
 
 
@@ -115,6 +184,28 @@ class Settings(BaseSettings):
         "reply is not sent, the fallback is.",
     )
     dlt: DltSettings = Field(DltSettings(), description="The DLT gate.")
+    auth: AuthSettings = Field(AuthSettings(), description="Who may call the webhook.")
+    guards: GuardSettings = Field(GuardSettings(), description="Opt-out and loop protection.")
+    max_concurrent_handlers: int = Field(
+        100,
+        ge=1,
+        description="Reply handlers running at once; a request that cannot start one within "
+        "the deadline gets the fallback.",
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send its request headers before the "
+        "connection is closed (defeats slowloris clients).",
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+    )
+    max_connections: int = Field(
+        2000,
+        ge=10,
+        description="Open connections at most; past it new requests get 503 at once.",
+    )
     rules_file: str | None = Field(
         None,
         description="A TOML file of [[rules]] (docs/rules.md). Relative paths are read from "
@@ -234,8 +325,16 @@ def settings_as_environment(settings: Settings) -> dict[str, str]:
     """The settings as ``EXOSMS_*`` variables, for worker processes started by the server."""
     import json
 
+    def reveal(value: Any) -> Any:
+        # Workers need the real secrets; this dict goes to their environment, never a log.
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: reveal(v) for k, v in value.items()}
+        return value
+
     env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
+    for name, value in ((k, reveal(v)) for k, v in settings.model_dump().items()):
         if value is None or name == "rules":
             continue  # inline rules are re-read from the config file, for their line numbers
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)

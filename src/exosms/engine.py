@@ -21,6 +21,7 @@ from typing import Any
 from exosms import dlt
 from exosms.dlt import TemplateRegistry, Verdict
 from exosms.exotel.applet import AppletRequest, parse_exotel_date
+from exosms.guards import DISPATCH, Guards
 from exosms.numbers import normalise
 from exosms.routing import Router, Rule
 from exosms.segments import segment
@@ -40,6 +41,7 @@ class Outcome:
     FALLBACK_ERROR = "fallback_error"
     DLT_REFUSED = "dlt_refused"  # matched no approved template in enforce mode
     TOO_LONG = "too_long"  # needed more SMS parts than max_reply_parts
+    SUPPRESSED = "suppressed"  # a guard allowed no reply (opted out, rate-limited, loop, ...)
     REPLAYED = "replayed"  # not stored: how a repeated request was answered
 
 
@@ -64,6 +66,7 @@ class _Result:
     parts: int | None = None
     template_id: str | None = None
     dlt_reason: str | None = None
+    guard: str | None = None  # why no reply was allowed
 
 
 @dataclass
@@ -157,6 +160,8 @@ class ReplyEngine:
         cache_size: int = 10_000,
         gate: DltGate | None = None,
         session_ttl: float = 1800.0,
+        guards: Guards | None = None,
+        max_concurrent_handlers: int = 100,
     ) -> None:
         self.store = store
         self.router = router
@@ -164,6 +169,8 @@ class ReplyEngine:
         self.fallback = _clean(fallback) or None
         self.gate = gate or DltGate()
         self.session_ttl = session_ttl
+        self.guards = guards
+        self._handler_slots = asyncio.Semaphore(max_concurrent_handlers)
         self.owner = uuid.uuid4().hex
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._cache_size = cache_size
@@ -229,9 +236,10 @@ class ReplyEngine:
             received_at=received_at,
             method=method,
         )
+        guard_query = self.guards.query(sms) if self.guards is not None else None
         while True:
             expires = time.time() + self.deadline + CLAIM_GRACE
-            claim = await self.store.claim(message, self.owner, expires)
+            claim = await self.store.claim(message, self.owner, expires, guard_query)
             if claim.status is ClaimStatus.ANSWERED:
                 return _answer(claim.reply, Outcome.REPLAYED)
             if claim.status is ClaimStatus.CLAIMED:
@@ -239,16 +247,29 @@ class ReplyEngine:
             stored = await self._wait_for_other(sms.sms_sid, claim.expires or expires)
             if stored is not None:
                 return stored
-        router = self.router  # one router for the whole request, even if rules reload now
-        state = None
-        if router.uses_sessions:
-            sms = replace(
-                sms, session=Session(await self.store.load_session(sms.sender, sms.recipient))
+        decision = DISPATCH
+        if self.guards is not None and guard_query is not None and claim.guard is not None:
+            decision = self.guards.decide(sms, guard_query, claim.guard)
+        if decision.action == "suppress":
+            log.info("sid=%s no reply: %s", sms.sms_sid, decision.reason)
+            result = _Result(None, None, Outcome.SUPPRESSED, None, None, guard=decision.reason)
+        elif decision.action == "reply":
+            assert decision.outcome is not None
+            result = self.gate.check(
+                _Result(decision.reply, decision.rule, decision.outcome, None, None),
+                None,
+                sms.sms_sid,
             )
-            state = sms.session.state
-        result = self.gate.check(
-            await self._dispatch(router, sms, state), self.fallback, sms.sms_sid
-        )
+        else:
+            router = self.router  # one router for the whole request, even if rules reload
+            state = None
+            if router.uses_sessions:
+                session = Session(await self.store.load_session(sms.sender, sms.recipient))
+                sms = replace(sms, session=session)
+                state = session.state
+            result = self.gate.check(
+                await self._dispatch(router, sms, state), self.fallback, sms.sms_sid
+            )
         reply = await self.store.complete(
             Completion(
                 sms_sid=sms.sms_sid,
@@ -263,6 +284,7 @@ class ReplyEngine:
                 reply_parts=result.parts,
                 dlt_template_id=result.template_id,
                 dlt_reason=result.dlt_reason,
+                guard=result.guard,
                 session=self._session_write(sms),
             )
         )
@@ -292,9 +314,18 @@ class ReplyEngine:
             return _Result(None, None, Outcome.NO_REPLY, None, None)
         rule, match = found
         started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self._handler_slots.acquire(), self.deadline)
+        except TimeoutError:
+            why = "too many handlers running: no slot within the deadline"
+            log.warning("sid=%s %s", sms.sms_sid, why)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return _Result(self.fallback, rule.name, Outcome.FALLBACK_TIMEOUT, elapsed_ms, why)
         dlt.set_active(self.gate.registry)  # Reply.template renders with it (context copied)
         task = asyncio.ensure_future(_invoke(rule, sms, match))
-        done, _ = await asyncio.wait({task}, timeout=self.deadline)
+        task.add_done_callback(lambda _: self._handler_slots.release())
+        remaining = max(0.0, self.deadline - (time.perf_counter() - started))
+        done, _ = await asyncio.wait({task}, timeout=remaining)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if not done:
             task.cancel()

@@ -89,8 +89,15 @@ def parse_query(query: bytes, *, max_body_chars: int, max_query_bytes: int) -> A
         recipient=values.get("To", ""),
         date=values.get("Date", ""),
         body=body,
-        query=query.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
+        query=_redact(query.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")),
     )
+
+
+def _redact(query: str) -> str:
+    # A webhook token given as ?token= is a secret: it is never stored or shown.
+    if "token=" not in query:
+        return query
+    return "&".join("token=REDACTED" if p.startswith("token=") else p for p in query.split("&"))
 
 
 def answer_headers(body: bytes) -> list[tuple[bytes, bytes]]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from exosms.dlt import Template
+from exosms.guards import GuardQuery, GuardState
 
 
 class StoreUnavailable(Exception):
@@ -25,6 +26,7 @@ class Claim:
     status: ClaimStatus
     reply: str | None = None
     expires: float | None = None
+    guard: GuardState | None = None  # with CLAIMED, when a GuardQuery was given
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class Completion:
     reply_parts: int | None = None
     dlt_template_id: str | None = None
     dlt_reason: str | None = None
+    guard: str | None = None
     session: SessionWrite | None = None  # saved in the same transaction as the answer
 
 
@@ -101,6 +104,15 @@ class StoredMessage:
     reply_parts: int | None = None
     dlt_template_id: str | None = None
     dlt_reason: str | None = None
+    guard: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    sender: str
+    recipient: str  # "*": every number
+    created_at: float
+    source: str
 
 
 class Store(Protocol):
@@ -113,8 +125,14 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def claim(self, message: NewMessage, owner: str, expires: float) -> Claim:
-        """Store ``message`` and claim its SmsSid, or report who already has it."""
+    async def claim(
+        self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
+    ) -> Claim:
+        """Store ``message`` and claim its SmsSid, or report who already has it.
+
+        With ``guard``, apply its opt-out change and read the sender's standing in the same
+        transaction (``Claim.guard``).
+        """
         ...
 
     async def complete(self, completion: Completion) -> str | None:
@@ -135,6 +153,12 @@ class Store(Protocol):
 
     async def load_session(self, sender: str, recipient: str) -> dict[str, object] | None:
         """The sender's unexpired session data, or ``None``."""
+        ...
+
+    async def list_optouts(self) -> list[OptOut]: ...
+
+    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
+        """Opt ``sender`` out of (or back in to) ``recipient`` ("*": all); True if it changed."""
         ...
 
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:

@@ -47,6 +47,7 @@ messages = Table(
     Column("reply_parts", Integer),
     Column("dlt_template_id", String(32)),
     Column("dlt_reason", Text),
+    Column("guard", String(32)),  # why a reply was suppressed: opted_out, loop, ...
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_sender", "sender", "received_at"),
 )
@@ -76,6 +77,15 @@ sessions = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("sender", String(256), primary_key=True),
+    Column("recipient", String(256), primary_key=True),  # "*": every number
+    Column("created_at", Float, nullable=False),
+    Column("source", String(16), nullable=False),  # sms | cli
+)
+
 MESSAGE_COLUMNS = (
     "id",
     "sms_sid",
@@ -103,4 +113,5 @@ MESSAGE_COLUMNS = (
     "reply_parts",
     "dlt_template_id",
     "dlt_reason",
+    "guard",
 )

@@ -7,13 +7,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.dlt import Template
-from exosms.store.base import StoredMessage, StoreUnavailable
-from exosms.store.schema import MESSAGE_COLUMNS, dlt_templates, messages, sessions
+from exosms.store.base import OptOut, StoredMessage, StoreUnavailable
+from exosms.store.schema import MESSAGE_COLUMNS, dlt_templates, messages, optouts, sessions
 
 
 def _template_row(template: Template) -> dict[str, Any]:
@@ -135,6 +135,34 @@ class SqlReader:
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return f"{count}:{latest}"
+
+    async def list_optouts(self) -> list[OptOut]:
+        query = select(optouts).order_by(optouts.c.created_at.desc())
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return [OptOut(r.sender, r.recipient, r.created_at, r.source) for r in rows]
+
+    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
+        where = (optouts.c.sender == sender) & (optouts.c.recipient == recipient)
+        try:
+            async with self.engine.begin() as conn:
+                exists = (await conn.execute(select(optouts.c.sender).where(where))).first()
+                if opted_out and exists is None:
+                    await conn.execute(
+                        insert(optouts).values(
+                            sender=sender, recipient=recipient, created_at=time.time(), source="cli"
+                        )
+                    )
+                    return True
+                if not opted_out and exists is not None:
+                    await conn.execute(delete(optouts).where(where))
+                    return True
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return False
 
     async def ping(self) -> None:
         try:

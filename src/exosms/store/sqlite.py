@@ -24,11 +24,13 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from exosms.dlt import Template
+from exosms.guards import ONE_DAY, OPT_IN, OPT_OUT, TEN_MINUTES, GuardQuery, GuardState
 from exosms.store.base import (
     Claim,
     ClaimStatus,
     Completion,
     NewMessage,
+    OptOut,
     StoredMessage,
     StoreUnavailable,
 )
@@ -54,7 +56,7 @@ _TAKE_OVER = (
 _COMPLETE = (
     "UPDATE messages SET state = 'done', reply = ?, rule = ?, outcome = ?, handler_ms = ?,"
     " error = ?, answered_at = ?, reply_encoding = ?, reply_units = ?, reply_parts = ?,"
-    " dlt_template_id = ?, dlt_reason = ?, claim_owner = NULL, claim_expires = NULL"
+    " dlt_template_id = ?, dlt_reason = ?, guard = ?, claim_owner = NULL, claim_expires = NULL"
     " WHERE sms_sid = ? AND state = 'pending'"
 )
 _STORED_REPLY = "SELECT reply FROM messages WHERE sms_sid = ?"
@@ -74,7 +76,49 @@ def configure_connection(conn: Any) -> None:
     conn.execute("PRAGMA foreign_keys=ON")
 
 
-def _claim(conn: sqlite3.Connection, m: NewMessage, owner: str, expires: float) -> Claim:
+_OPT_OUT = (
+    "INSERT INTO optouts (sender, recipient, created_at, source) VALUES (?, ?, ?, 'sms')"
+    " ON CONFLICT (sender, recipient) DO NOTHING"
+)
+_OPT_IN = "DELETE FROM optouts WHERE sender = ? AND recipient IN (?, '*')"
+_OPTED_OUT = "SELECT 1 FROM optouts WHERE sender = ? AND recipient IN (?, '*') LIMIT 1"
+# Replies sent or still being worked out: a pending claim may yet reply.
+_REPLY_COUNTS = (
+    "SELECT COALESCE(SUM(received_at > ?), 0), COUNT(*) FROM messages"
+    " WHERE sender = ? AND received_at > ? AND sms_sid != ?"
+    " AND (state = 'pending' OR reply IS NOT NULL)"
+)
+_REPEATED = (
+    "SELECT 1 FROM messages WHERE sender = ? AND received_at > ? AND sms_sid != ?"
+    " AND body = ? AND (state = 'pending' OR reply IS NOT NULL) LIMIT 1"
+)
+
+
+def _guard_state(conn: sqlite3.Connection, m: NewMessage, query: GuardQuery) -> GuardState:
+    now = m.received_at
+    changed = False
+    if query.opt_change == OPT_OUT:
+        changed = conn.execute(_OPT_OUT, (m.sender, m.recipient, now)).rowcount == 1
+    elif query.opt_change == OPT_IN:
+        changed = conn.execute(_OPT_IN, (m.sender, m.recipient)).rowcount > 0
+    opted_out = conn.execute(_OPTED_OUT, (m.sender, m.recipient)).fetchone() is not None
+    recent, day = conn.execute(
+        _REPLY_COUNTS, (now - TEN_MINUTES, m.sender, now - ONE_DAY, m.sms_sid)
+    ).fetchone()
+    repeated = query.loop_window > 0 and (
+        conn.execute(_REPEATED, (m.sender, now - query.loop_window, m.sms_sid, m.body)).fetchone()
+        is not None
+    )
+    return GuardState(opted_out, changed, int(recent), int(day), repeated)
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    m: NewMessage,
+    owner: str,
+    expires: float,
+    guard: GuardQuery | None,
+) -> Claim:
     inserted = conn.execute(
         _INSERT,
         (
@@ -95,7 +139,7 @@ def _claim(conn: sqlite3.Connection, m: NewMessage, owner: str, expires: float) 
         ),
     )
     if inserted.rowcount == 1:
-        return Claim(ClaimStatus.CLAIMED)
+        return Claim(ClaimStatus.CLAIMED, guard=_guard_state(conn, m, guard) if guard else None)
     state, reply, claim_expires = conn.execute(_CLAIM_STATE, (m.sms_sid,)).fetchone()
     now = time.time()
     if state == "done":
@@ -104,7 +148,7 @@ def _claim(conn: sqlite3.Connection, m: NewMessage, owner: str, expires: float) 
     if claim_expires is None or claim_expires < now:
         # The owner died or hung past the deadline: this request takes the SmsSid over.
         conn.execute(_TAKE_OVER, (owner, expires, m.sms_sid))
-        return Claim(ClaimStatus.CLAIMED)
+        return Claim(ClaimStatus.CLAIMED, guard=_guard_state(conn, m, guard) if guard else None)
     return Claim(ClaimStatus.BUSY, expires=claim_expires)
 
 
@@ -123,6 +167,7 @@ def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
             c.reply_parts,
             c.dlt_template_id,
             c.dlt_reason,
+            c.guard,
             c.sms_sid,
         ),
     )
@@ -269,8 +314,10 @@ class SqliteStore:
         await asyncio.to_thread(self._writer.stop)
         await self._reader.engine.dispose()
 
-    async def claim(self, message: NewMessage, owner: str, expires: float) -> Claim:
-        result: Claim = await self._writer.submit(_claim, message, owner, expires)
+    async def claim(
+        self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
+    ) -> Claim:
+        result: Claim = await self._writer.submit(_claim, message, owner, expires, guard)
         return result
 
     async def complete(self, completion: Completion) -> str | None:
@@ -294,6 +341,12 @@ class SqliteStore:
 
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
         return await self._reader.save_templates(templates)
+
+    async def list_optouts(self) -> list[OptOut]:
+        return await self._reader.list_optouts()
+
+    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
+        return await self._reader.set_optout(sender, recipient, opted_out)
 
     async def load_templates(self) -> list[Template]:
         return await self._reader.load_templates()

@@ -18,12 +18,15 @@ from starlette.routing import Route
 from exosms.config import Settings, load_settings, resolve_config_file
 from exosms.dlt import TemplateRegistry
 from exosms.engine import DltGate, ReplyEngine
+from exosms.guards import Guards
 from exosms.loading import AppLoadError
 from exosms.routing import Router
 from exosms.rules import RulesError, router_from_settings, rules_source
 from exosms.store import Store, StoreUnavailable, open_store
 from exosms.upstream import close_clients
 from exosms.web.applet import AppletEndpoint
+from exosms.web.auth import Gatekeeper
+from exosms.web.protocol import GuardedHttpToolsProtocol
 
 log = logging.getLogger("exosms")
 
@@ -54,6 +57,8 @@ def create_app(
         cache_size=settings.replay_cache_size,
         gate=gate,
         session_ttl=settings.session_ttl,
+        guards=Guards(settings.guards),
+        max_concurrent_handlers=settings.max_concurrent_handlers,
     )
 
     async def load_templates() -> None:
@@ -137,7 +142,7 @@ def create_app(
         except StoreUnavailable as error:
             log.error("health check: database unavailable: %s", error)
             return _text(503, "database unavailable\n")
-        return _text(200, "ok\n")
+        return _text(200, f"ok\nrefused requests: {gatekeeper.refused}\n")
 
     async def index(request: Request) -> Response:
         applet_url = f"{request.base_url}{settings.applet_path.lstrip('/')}"
@@ -145,22 +150,24 @@ def create_app(
             200, f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
         )
 
+    gatekeeper = Gatekeeper(settings.auth)
+    applet = AppletEndpoint(
+        engine,
+        gatekeeper,
+        max_body_chars=settings.max_body_chars,
+        max_query_bytes=settings.max_query_bytes,
+    )
     app = Starlette(
         routes=[
-            Route(
-                settings.applet_path,
-                AppletEndpoint(
-                    engine,
-                    max_body_chars=settings.max_body_chars,
-                    max_query_bytes=settings.max_query_bytes,
-                ),
-            ),
+            Route(settings.applet_path, applet),
+            Route(settings.applet_path + "/{token}", applet),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/", index, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.gatekeeper = gatekeeper
     app.state.settings = settings
     return app
 
@@ -176,6 +183,7 @@ def app_from_environment() -> Starlette:
     """The app as ``exosms serve`` runs it in each worker: settings from ``EXOSMS_*``."""
     config_file = resolve_config_file(None)
     settings = load_settings(config_file)
+    GuardedHttpToolsProtocol.header_timeout = settings.header_timeout
 
     def rebuild() -> Router:
         return router_from_settings(settings, config_file)

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from exosms.engine import ReplyEngine
 from exosms.exotel.applet import BadRequest, answer_headers, parse_query
 from exosms.store.base import StoreUnavailable
+from exosms.web.auth import Gatekeeper
 
 log = logging.getLogger("exosms.request")
 
@@ -38,8 +39,16 @@ async def send_text(
 class AppletEndpoint:
     """ASGI app for Exotel's applet URL (GET and HEAD)."""
 
-    def __init__(self, engine: ReplyEngine, *, max_body_chars: int, max_query_bytes: int) -> None:
+    def __init__(
+        self,
+        engine: ReplyEngine,
+        gatekeeper: Gatekeeper,
+        *,
+        max_body_chars: int,
+        max_query_bytes: int,
+    ) -> None:
         self.engine = engine
+        self.gatekeeper = gatekeeper
         self.max_body_chars = max_body_chars
         self.max_query_bytes = max_query_bytes
 
@@ -49,6 +58,13 @@ class AppletEndpoint:
         head = method == "HEAD"
         if method != "GET" and not head:
             await send_text(send, 405, "use GET or HEAD\n", [(b"allow", b"GET, HEAD")])
+            return
+        refusal = self.gatekeeper.check(scope, scope.get("path_params", {}).get("token"))
+        if refusal is not None:
+            log.info("refused %s status=%d reason=%s", method, refusal.status, refusal.reason)
+            await send_text(
+                send, refusal.status, refusal.reason + "\n", list(refusal.headers), head=head
+            )
             return
         try:
             request = parse_query(

@@ -1,0 +1,268 @@
+"""Guard rails over real HTTP: who may call, opt-out, reply caps, loops, slow clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from servers import ServerProcess, free_port
+
+TOKEN = "s3cr3t-T0ken-that-must-never-be-logged"
+STRICT = {  # the defaults, spelled out so that the test does not depend on them
+    "EXOSMS_GUARDS__REPLIES_PER_10MIN": "5",
+    "EXOSMS_GUARDS__REPLIES_PER_DAY": "50",
+    "EXOSMS_GUARDS__LOOP_WINDOW_SECONDS": "300",
+    "EXOSMS_GUARDS__REPLY_TO_NON_NUMBERS": "false",
+}
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def make(config: str = "", **env: str) -> ServerProcess:
+        workdir = tmp_path / f"s{len(started)}"
+        workdir.mkdir()
+        (workdir / "exosms.toml").write_text(config)
+        proc = ServerProcess(
+            workdir,
+            free_port(),
+            f"sqlite:///{workdir / 'exosms.db'}",
+            args=["--app", "exosms_test_apps:router"],
+            env={**STRICT, **env},
+        ).start()
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+def sms(body: str, sender: str = "9052161119", **extra: str) -> dict[str, str]:
+    return {"SmsSid": uuid.uuid4().hex, "From": sender, "To": "56070", "Body": body, **extra}
+
+
+def stored(proc: ServerProcess) -> list[dict[str, object]]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exosms",
+            "messages",
+            "--json",
+            "--limit",
+            "1000",
+            "--database",
+            proc.database_url,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=proc.workdir,
+    )
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_token_in_path_or_query_and_never_in_logs(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server(f'[auth]\ntoken = "{TOKEN}"\n')
+    base = f"{proc.url}/exotel/sms"
+    assert httpx.get(f"{base}/{TOKEN}", params=sms("ECHO hi")).text == "hi"
+    assert httpx.get(base, params=sms("ECHO q", token=TOKEN)).text == "q"
+    for url, params, reason in [
+        (base, sms("ECHO x"), "missing token\n"),
+        (f"{base}/wrong", sms("ECHO x"), "wrong token\n"),
+        (base, sms("ECHO x", token="wrong"), "wrong token\n"),
+        (f"{base}/{TOKEN[:-1]}", sms("ECHO x"), "wrong token\n"),
+    ]:
+        answer = httpx.get(url, params=params)
+        assert (answer.status_code, answer.text) == (401, reason)
+        assert answer.headers["content-type"] == "text/plain"
+        assert httpx.head(url, params=params).status_code == 401
+    rows = stored(proc)
+    assert len(rows) == 2  # refused requests store nothing
+    assert all(TOKEN not in json.dumps(row) for row in rows)
+    assert any("token=REDACTED" in str(row["query"]) for row in rows)
+    assert "refused requests: 8" in httpx.get(f"{proc.url}/healthz").text
+    listed = subprocess.run(
+        [sys.executable, "-m", "exosms", "messages", "--database", proc.database_url],
+        capture_output=True,
+        text=True,
+        cwd=proc.workdir,
+    )
+    proc.stop()
+    log = proc.log()
+    assert "refused GET status=401 reason=wrong token" in log
+    assert TOKEN not in log
+    assert TOKEN not in listed.stdout + listed.stderr
+
+
+def test_basic_auth(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server('[auth]\nbasic_user = "exotel"\nbasic_password = "pa55word"\n')
+    url = f"{proc.url}/exotel/sms"
+    assert httpx.get(url, params=sms("ECHO ok"), auth=("exotel", "pa55word")).text == "ok"
+    wrong = httpx.get(url, params=sms("ECHO no"), auth=("exotel", "nope"))
+    assert (wrong.status_code, wrong.text) == (401, "wrong user or password\n")
+    missing = httpx.get(url, params=sms("ECHO no"))
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == 'Basic realm="exosms"'
+    proc.stop()
+    assert "pa55word" not in proc.log()
+
+
+def test_ip_allowlist_with_and_without_a_trusted_proxy(make_server) -> None:  # type: ignore[no-untyped-def]
+    closed = make_server('[auth]\nallow_ips = ["10.0.0.0/8"]\n')
+    url = f"{closed.url}/exotel/sms"
+    answer = httpx.get(url, params=sms("ECHO x"))
+    assert (answer.status_code, answer.text) == (403, "address not allowed\n")
+    # Without a trusted proxy, X-Forwarded-For is anyone's word: ignored.
+    spoofed = httpx.get(url, params=sms("ECHO x"), headers={"X-Forwarded-For": "10.1.2.3"})
+    assert spoofed.status_code == 403
+
+    proxied = make_server(
+        '[auth]\nallow_ips = ["10.0.0.0/8"]\ntrusted_proxies = ["127.0.0.1/32"]\n'
+    )
+    url = f"{proxied.url}/exotel/sms"
+    ok = httpx.get(url, params=sms("ECHO via proxy"), headers={"X-Forwarded-For": "10.1.2.3"})
+    assert (ok.status_code, ok.text) == (200, "via proxy")
+    outside = httpx.get(url, params=sms("ECHO x"), headers={"X-Forwarded-For": "192.0.2.7"})
+    assert outside.status_code == 403
+    # A client that prepends its own "10.x" hop does not fool the rightmost-untrusted rule.
+    chained = httpx.get(
+        url, params=sms("ECHO x"), headers={"X-Forwarded-For": "10.9.9.9, 192.0.2.7"}
+    )
+    assert chained.status_code == 403
+
+
+def test_stop_confirms_once_then_silence_then_start(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server(EXOSMS_GUARDS__REPLIES_PER_10MIN="10")  # confirmations count as replies
+    url = f"{proc.url}/exotel/sms"
+
+    def say(body: str) -> str:
+        return httpx.get(url, params=sms(body)).text
+
+    assert say("ECHO before") == "before"
+    assert say("STOP") == "You will get no more SMS from this number. Send START to opt back in."
+    assert say("ECHO during") == ""
+    assert say("stop") == ""  # already out: no second confirmation
+    assert say("ECHO still quiet") == ""
+    assert say("Start") == "You will get SMS from this number again. Send STOP to opt out."
+    assert say("ECHO after") == "after"
+    rows = {r["body"]: r for r in stored(proc)}
+    assert rows["ECHO during"]["guard"] == "opted_out"
+    assert rows["ECHO during"]["outcome"] == "suppressed"
+    assert rows["STOP"]["outcome"] == "opted_out"
+    # The opt-out is per number: the same customer still hears from another Exotel number.
+    other = httpx.get(url, params={**sms("STOP"), "To": "08088919888"})
+    assert other.text.startswith("You will get no more SMS")
+    assert say("ECHO on 56070") == "on 56070"
+
+
+def test_optouts_cli(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server()
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "exosms", "optouts", *args, "--database", proc.database_url],
+            capture_output=True,
+            text=True,
+            cwd=proc.workdir,
+        )
+        return done.stdout
+
+    assert "+919052161119 opted out" in cli("add", "09052161119")
+    assert httpx.get(f"{proc.url}/exotel/sms", params=sms("ECHO x")).text == ""
+    assert "+919052161119  from all numbers" in cli("list")
+    assert "opted back in" in cli("remove", "9052161119")
+    assert httpx.get(f"{proc.url}/exotel/sms", params=sms("ECHO y")).text == "y"
+
+
+def test_a_burst_from_one_sender_gets_at_most_the_cap(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server()
+    url = f"{proc.url}/exotel/sms"
+    answers = [httpx.get(url, params=sms(f"ECHO n{n}")).text for n in range(20)]
+    assert [a for a in answers if a] == ["n0", "n1", "n2", "n3", "n4"]
+    assert httpx.get(url, params=sms("ECHO other", sender="9812345678")).text == "other"
+    rows = stored(proc)
+    assert sum(1 for r in rows if r["guard"] == "rate_limited") == 15
+    assert len(rows) == 21  # every message is stored
+
+
+def test_a_ping_pong_with_another_auto_responder_stops(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server()
+    url = f"{proc.url}/exotel/sms"
+    robot = "9123456780"
+    ours = httpx.get(url, params=sms("ECHO Sorry, I did not understand", sender=robot)).text
+    replies = [ours]
+    for _ in range(10):  # the other machine answers whatever we sent with the same text
+        ours = httpx.get(url, params=sms("ECHO Sorry, I did not understand", sender=robot)).text
+        replies.append(ours)
+    assert replies[0] == "Sorry, I did not understand"
+    assert replies[1:] == [""] * 10
+    assert {r["guard"] for r in stored(proc) if not r["reply"]} == {"loop"}
+
+
+def test_machines_get_no_replies(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server()
+    url = f"{proc.url}/exotel/sms"
+    assert httpx.get(url, params=sms("ECHO hi", sender="VM-ACMEIN")).text == ""
+    assert httpx.get(url, params=sms("ECHO hi", sender="56767")).text == ""
+    assert {r["guard"] for r in stored(proc)} == {"sender_type"}
+
+
+def test_slow_clients_do_not_delay_others(make_server) -> None:  # type: ignore[no-untyped-def]
+    proc = make_server(EXOSMS_HEADER_TIMEOUT="1")
+    url = f"{proc.url}/exotel/sms"
+    httpx.get(url, params=sms("ECHO warm up"))
+    baseline = []
+    for n in range(5):
+        started = time.perf_counter()
+        httpx.get(url, params=sms(f"ECHO b{n}", sender=f"90000000{n:02d}"))
+        baseline.append(time.perf_counter() - started)
+    slow = []
+    for _ in range(100):  # bounded, loopback only
+        conn = socket.create_connection(("127.0.0.1", proc.port))
+        conn.sendall(b"GET /exotel/sms?SmsSid=slow&From=9052161119 HTTP/1.1\r\nHost: x\r\n")
+        slow.append(conn)
+    try:
+        timings = []
+        for n in range(5):
+            started = time.perf_counter()
+            answer = httpx.get(url, params=sms(f"ECHO s{n}", sender=f"91000000{n:02d}"))
+            timings.append(time.perf_counter() - started)
+            assert answer.text == f"s{n}"
+        assert max(timings) - max(baseline) < 0.1, (timings, baseline)
+        time.sleep(1.5)  # past header_timeout: the server has closed every slow connection
+        for conn in slow:
+            conn.settimeout(1)
+            assert conn.recv(100) == b""
+    finally:
+        for conn in slow:
+            conn.close()
+
+
+def test_init_makes_a_token_and_prints_the_url(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "exosms", "init", "--public-url", "https://sms.acme.in"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "exosms.toml").read_text()
+    token = text.split('token = "')[1].split('"')[0]
+    assert len(token) >= 32
+    assert f"https://sms.acme.in/exotel/sms/{token}" in done.stdout
+    assert (tmp_path / "exosms.toml").stat().st_mode & 0o077 == 0
+    again = subprocess.run(
+        [sys.executable, "-m", "exosms", "init"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert again.returncode == 1
+    assert "already has [auth] token" in again.stderr
