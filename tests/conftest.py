@@ -27,6 +27,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, migrated, for the whole test session."""
+    from pg import create_database, drop_database, in_thread
+
+    from exosms.store.migrate import upgrade
+
+    url = create_database()
+    in_thread(upgrade, url)
+    yield url
+    drop_database(url)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real `exosms serve` with the test router, on its own SQLite file, for one module."""

@@ -138,3 +138,13 @@ def test_inline_rules_in_exosms_toml(tmp_path: Path) -> None:
     assert "reply:   hello +919052161119" in done.stdout
     done = exosms("rules", "check", cwd=tmp_path)
     assert "1 rules, no problems" in done.stdout
+
+
+def test_prune(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    done = exosms("prune", "--older-than", "90d", "--database", db, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "deleted 0 message(s) received before" in done.stdout
+    done = exosms("prune", "--older-than", "soon", "--database", db, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "'soon' is not a duration" in done.stderr

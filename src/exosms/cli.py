@@ -392,6 +392,27 @@ def optouts_remove(
     click.echo(f"{who} opted back in" if changed else f"{who} was not opted out")
 
 
+@main.command()
+@click.option("--older-than", "older_than", required=True, help="Age, e.g. 90d, 12h, 30m.")
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@CONFIG_OPTION
+@DATABASE_OPTION
+def prune(older_than: str, batch: int, config_file: Path | None, database_url: str | None) -> None:
+    """Delete messages older than a given age, in small batches (no long locks)."""
+    import time
+
+    from exosms.rules import parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--older-than") from None
+    settings = _settings(config_file, database_url=database_url)
+    before = time.time() - age
+    deleted = _with_store(settings, lambda store: store.prune(before, batch))
+    click.echo(f"deleted {deleted} message(s) received before {_when(before)}")
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""
@@ -415,7 +436,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     _migrate(settings)
 
     async def run() -> T:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, pool_size=2)
         await store.open()
         try:
             return await work(store)

@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         description="Where messages are stored: `sqlite:///path/to/file.db` (the default, "
         "a file in the working directory) or `postgresql://user@host/db`.",
     )
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections per server process (SQLite uses one writer).",
+    )
     app: str | None = Field(
         None,
         description="Your reply logic as `module:attribute`, a `Router` (or a callable "

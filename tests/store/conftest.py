@@ -8,12 +8,24 @@ import pytest
 from exosms.store import Store, open_store
 from exosms.store.migrate import upgrade_async
 
+TABLES = ("messages", "sessions", "optouts", "dlt_templates")
 
-@pytest.fixture(params=["sqlite"])
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """Every store implementation, migrated and open; the contract suite runs on each."""
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    await upgrade_async(url)
+    """Every store implementation, migrated, empty and open: the contract suite runs on each."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        await upgrade_async(url)
+    else:
+        url = request.getfixturevalue("pg_database")
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+        finally:
+            await conn.close()
     opened = open_store(url)
     await opened.open()
     yield opened

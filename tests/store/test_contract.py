@@ -113,3 +113,91 @@ async def test_many_writes_at_once_share_commits(store: Store) -> None:
     )
     assert all(c.status is ClaimStatus.CLAIMED for c in claims)
     assert len(await store.recent(500)) == 200
+
+
+async def test_templates_round_trip_and_version(store: Store) -> None:
+    from exosms.dlt import Template
+
+    before = await store.templates_version()
+    template = Template(
+        "1107161234567890123",
+        "Dear {#var#}, hi. -ACME",
+        entity_id="1101234567890123456",
+        name="hi",
+        headers=("ACMEIN",),
+        url_whitelist=("https://acme.in/",),
+    )
+    assert await store.save_templates([template]) == (1, 0)
+    assert await store.save_templates([template]) == (0, 0)
+    changed = Template("1107161234567890123", "Dear {#var#}, hello. -ACME", name="hi")
+    assert await store.save_templates([changed]) == (0, 1)
+    assert await store.load_templates() == [changed]
+    assert await store.templates_version() != before
+
+
+async def test_sessions_are_saved_with_the_answer_and_expire(store: Store) -> None:
+    from exosms.store import SessionWrite
+
+    await store.claim(message("ss1"), "me", time.time() + 5)
+    session = SessionWrite("+919052161119", "56070", '{"state": "menu"}', time.time() + 60)
+    await store.complete(
+        Completion("ss1", "menu", "menu", "replied", 1, None, time.time(), session=session)
+    )
+    assert await store.load_session("+919052161119", "56070") == {"state": "menu"}
+    assert await store.load_session("+919052161119", "56071") is None
+    await store.claim(message("ss2"), "me", time.time() + 5)
+    expired = SessionWrite("+919052161119", "56070", '{"state": "x"}', time.time() - 1)
+    await store.complete(
+        Completion("ss2", None, None, "no_reply", 1, None, time.time(), session=expired)
+    )
+    assert await store.load_session("+919052161119", "56070") is None
+
+
+async def test_optouts_and_guard_counts_in_the_claim(store: Store) -> None:
+    from exosms.guards import OPT_IN, OPT_OUT, GuardQuery
+
+    plain = GuardQuery(None, 300)
+    first = await store.claim(message("gq1", "hello"), "me", time.time() + 5, plain)
+    assert first.guard is not None
+    assert (first.guard.opted_out, first.guard.replies_10min, first.guard.repeated) == (
+        False,
+        0,
+        False,
+    )
+    await store.complete(done("gq1", "hi there"))
+    again = await store.claim(message("gq2", "hello"), "me", time.time() + 5, plain)
+    assert again.guard is not None
+    assert (again.guard.replies_10min, again.guard.replies_day, again.guard.repeated) == (
+        1,
+        1,
+        True,
+    )
+    out = await store.claim(message("gq3", "STOP"), "me", time.time() + 5, GuardQuery(OPT_OUT, 300))
+    assert out.guard is not None and (out.guard.opted_out, out.guard.opt_changed) == (True, True)
+    twice = await store.claim(
+        message("gq4", "STOP"), "me", time.time() + 5, GuardQuery(OPT_OUT, 300)
+    )
+    assert twice.guard is not None and twice.guard.opt_changed is False
+    assert [o.sender for o in await store.list_optouts()] == ["+919052161119"]
+    back = await store.claim(
+        message("gq5", "START"), "me", time.time() + 5, GuardQuery(OPT_IN, 300)
+    )
+    assert back.guard is not None and (back.guard.opted_out, back.guard.opt_changed) == (
+        False,
+        True,
+    )
+    assert await store.set_optout("+919052161119", "*", True) is True
+    assert await store.set_optout("+919052161119", "*", True) is False
+    later = await store.claim(message("gq6", "x"), "me", time.time() + 5, plain)
+    assert later.guard is not None and later.guard.opted_out is True
+    assert await store.set_optout("+919052161119", "*", False) is True
+    assert await store.list_optouts() == []
+
+
+async def test_prune_deletes_old_messages_in_batches(store: Store) -> None:
+    now = time.time()
+    for n in range(25):
+        await store.claim(message(f"old{n}", at=now - 100 * 86400), "me", now + 5)
+    await store.claim(message("new1", at=now), "me", now + 5)
+    assert await store.prune(now - 90 * 86400, batch=10) == 25
+    assert [m.sms_sid for m in await store.recent(100)] == ["new1"]

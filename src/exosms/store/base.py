@@ -170,3 +170,7 @@ class Store(Protocol):
     async def templates_version(self) -> str:
         """Changes whenever the stored templates change (for cheap reload checks)."""
         ...
+
+    async def prune(self, before: float, batch: int = 1000) -> int:
+        """Delete messages received before ``before`` in batches; returns how many."""
+        ...

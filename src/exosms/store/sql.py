@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -164,9 +165,70 @@ class SqlReader:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return False
 
+    async def prune(self, before: float, batch: int) -> int:
+        """Delete messages received before ``before``, ``batch`` rows per transaction."""
+        total = 0
+        try:
+            while True:
+                oldest = (
+                    select(messages.c.id)
+                    .where(messages.c.received_at < before)
+                    .order_by(messages.c.id)
+                    .limit(batch)
+                )
+                async with self.engine.begin() as conn:
+                    ids = list((await conn.execute(oldest)).scalars())
+                    if ids:
+                        await conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+                total += len(ids)
+                if len(ids) < batch:
+                    break
+                await asyncio.sleep(0.01)  # short transactions, and room for the server's writes
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(sessions).where(sessions.c.expires_at < time.time()))
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return total
+
     async def ping(self) -> None:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
+
+
+class SqlBackedStore:
+    """The store methods every backend answers with :class:`SqlReader` (not the hot path)."""
+
+    _reader: SqlReader
+
+    async def lookup(self, sms_sid: str) -> StoredMessage | None:
+        return await self._reader.lookup(sms_sid)
+
+    async def recent(self, limit: int) -> list[StoredMessage]:
+        return await self._reader.recent(limit)
+
+    async def ping(self) -> None:
+        await self._reader.ping()
+
+    async def load_session(self, sender: str, recipient: str) -> dict[str, object] | None:
+        return await self._reader.load_session(sender, recipient)
+
+    async def list_optouts(self) -> list[OptOut]:
+        return await self._reader.list_optouts()
+
+    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
+        return await self._reader.set_optout(sender, recipient, opted_out)
+
+    async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
+        return await self._reader.save_templates(templates)
+
+    async def load_templates(self) -> list[Template]:
+        return await self._reader.load_templates()
+
+    async def templates_version(self) -> str:
+        return await self._reader.templates_version()
+
+    async def prune(self, before: float, batch: int = 1000) -> int:
+        return await self._reader.prune(before, batch)

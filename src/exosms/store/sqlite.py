@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -23,18 +23,15 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from exosms.dlt import Template
 from exosms.guards import ONE_DAY, OPT_IN, OPT_OUT, TEN_MINUTES, GuardQuery, GuardState
 from exosms.store.base import (
     Claim,
     ClaimStatus,
     Completion,
     NewMessage,
-    OptOut,
-    StoredMessage,
     StoreUnavailable,
 )
-from exosms.store.sql import SqlReader
+from exosms.store.sql import SqlBackedStore, SqlReader
 from exosms.store.urls import DatabaseUrl
 
 log = logging.getLogger("exosms.store")
@@ -295,7 +292,7 @@ def _resolve(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_result(result)
 
 
-class SqliteStore:
+class SqliteStore(SqlBackedStore):
     """The embedded store: one SQLite file, durable group-committed writes."""
 
     def __init__(self, url: DatabaseUrl) -> None:
@@ -326,30 +323,3 @@ class SqliteStore:
 
     def record_fetch(self, sms_sid: str, at: float) -> None:
         self._writer.post(_record_fetch, sms_sid, at)
-
-    async def lookup(self, sms_sid: str) -> StoredMessage | None:
-        return await self._reader.lookup(sms_sid)
-
-    async def recent(self, limit: int) -> list[StoredMessage]:
-        return await self._reader.recent(limit)
-
-    async def ping(self) -> None:
-        await self._reader.ping()
-
-    async def load_session(self, sender: str, recipient: str) -> dict[str, object] | None:
-        return await self._reader.load_session(sender, recipient)
-
-    async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
-        return await self._reader.save_templates(templates)
-
-    async def list_optouts(self) -> list[OptOut]:
-        return await self._reader.list_optouts()
-
-    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
-        return await self._reader.set_optout(sender, recipient, opted_out)
-
-    async def load_templates(self) -> list[Template]:
-        return await self._reader.load_templates()
-
-    async def templates_version(self) -> str:
-        return await self._reader.templates_version()

@@ -48,11 +48,13 @@ def parse_database_url(text: str) -> DatabaseUrl:
     raise DatabaseUrlError(f"unsupported database {backend!r}: use sqlite or postgresql")
 
 
-def open_store(database_url: str) -> Store:
+def open_store(database_url: str, *, pool_size: int = 10) -> Store:
     """Make the store for ``database_url``; call ``await store.open()`` to connect."""
     parsed = parse_database_url(database_url)
     if parsed.backend == "sqlite":
         from exosms.store.sqlite import SqliteStore
 
         return SqliteStore(parsed)
-    raise DatabaseUrlError("PostgreSQL support is not built yet: use sqlite:///exosms.db")
+    from exosms.store.postgres import PostgresStore
+
+    return PostgresStore(parsed, pool_size=pool_size)

@@ -191,7 +191,7 @@ def app_from_environment() -> Starlette:
     return create_app(
         settings,
         rebuild(),
-        open_store(settings.database_url),
+        open_store(settings.database_url, pool_size=settings.database_pool_size),
         rebuild_router=rebuild,
         watch=rules_source(settings, config_file),
     )
