@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exosms.numbers import is_phone_number, normalise
 
@@ -25,3 +27,25 @@ def test_letters_never_become_digits() -> None:
 def test_foreign_numbers_in_e164_stay_foreign() -> None:
     assert normalise("+1 650 253 0000") == "+16502530000"
     assert is_phone_number("+16502530000")
+
+
+@settings(max_examples=500)
+@given(
+    digits=st.text(alphabet="0123456789", min_size=9, max_size=9),
+    first=st.sampled_from("0123456789"),
+    prefix=st.sampled_from(["", "0", "91", "+91", " 91", "+9", "9"]),
+)
+def test_the_mobile_shortcut_agrees_with_phonenumbers(digits: str, first: str, prefix: str) -> None:
+    import phonenumbers
+
+    raw = prefix + first + digits
+    text = raw.strip()
+    try:
+        parsed = phonenumbers.parse(text, "IN")
+        valid = phonenumbers.is_valid_number(parsed)
+    except phonenumbers.NumberParseException:
+        valid = False
+    expected = (
+        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) if valid else text
+    )
+    assert normalise.__wrapped__(raw) == expected

@@ -20,7 +20,7 @@ OPT_OUT = "out"
 OPT_IN = "in"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GuardQuery:
     """What the claim transaction should apply and count for this message."""
 
@@ -28,7 +28,7 @@ class GuardQuery:
     loop_window: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GuardState:
     """The sender's standing, read in the claim transaction (this message excluded)."""
 
@@ -39,7 +39,7 @@ class GuardState:
     repeated: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     action: str  # "dispatch" | "reply" | "suppress"
     reply: str | None = None

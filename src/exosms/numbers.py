@@ -11,6 +11,10 @@ DEFAULT_REGION = "IN"
 # Characters a dialled number may carry besides digits. Anything else (letters above all)
 # means the sender is not a phone number: phonenumbers would turn letters into digits.
 _NUMBER_SHAPE = re.compile(r"^\+?[0-9 ()\-.]{3,20}$")
+# Indian mobile numbers in the forms Exotel sends: phonenumbers treats every [6-9]XXXXXXXXX as
+# a valid mobile number, so this shortcut gives its exact answer without its ~50 us parse
+# (tests/test_numbers.py checks the two agree).
+_INDIAN_MOBILE = re.compile(r"^(?:\+91|91|0)?([6-9][0-9]{9})$")
 
 
 @lru_cache(maxsize=65536)
@@ -23,6 +27,9 @@ def normalise(raw: str, region: str = DEFAULT_REGION) -> str:
     come back as they are.
     """
     text = raw.strip()
+    mobile = _INDIAN_MOBILE.match(text)
+    if mobile is not None and region == DEFAULT_REGION:
+        return "+91" + mobile.group(1)
     if not _NUMBER_SHAPE.match(text):
         return text
     try:

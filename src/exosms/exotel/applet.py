@@ -27,7 +27,7 @@ class BadRequest(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request; frozen init is 3x slower
 class AppletRequest:
     """The parameters of one applet call, decoded but not yet interpreted."""
 
@@ -42,8 +42,32 @@ class AppletRequest:
 def _decode(raw: bytes) -> str:
     # Form encoding: '+' is a space. Invalid %XX stays as typed; invalid UTF-8 becomes U+FFFD.
     # NUL is replaced too: no SMS carries one, and PostgreSQL text cannot hold it.
-    text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", errors="replace")
+    if b"%" in raw:
+        raw = unquote_to_bytes(raw.replace(b"+", b" "))
+    elif b"+" in raw:
+        raw = raw.replace(b"+", b" ")
+    text = raw.decode("utf-8", errors="replace")
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def peek_sid(query: bytes) -> str | None:
+    """The SmsSid of a query string, found without parsing the rest (``None``: not plain).
+
+    Used to replay a stored answer at once: every request for a SmsSid after the first gets
+    the first one's answer, whatever else it carries.
+    """
+    if query.startswith(b"SmsSid="):
+        start = 7
+    else:
+        found = query.find(b"&SmsSid=")
+        if found < 0:
+            return None
+        start = found + 8
+    end = query.find(b"&", start)
+    raw = query[start:] if end < 0 else query[start:end]
+    if not raw or b"%" in raw or b"+" in raw or not raw.isascii():
+        return None  # odd ones go through the full parser
+    return raw.decode("ascii")
 
 
 def parse_query(query: bytes, *, max_body_chars: int, max_query_bytes: int) -> AppletRequest | None:
@@ -119,8 +143,16 @@ def parse_exotel_date(raw: str) -> datetime | None:
     if not text or len(text) > 40:
         return None
     try:
-        if _V1_DATE.match(text):
-            return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=IST)
+        if _V1_DATE.match(text):  # sliced by hand: strptime costs ten times as much
+            return datetime(
+                int(text[0:4]),
+                int(text[5:7]),
+                int(text[8:10]),
+                int(text[11:13]),
+                int(text[14:16]),
+                int(text[17:19]),
+                tzinfo=IST,
+            )
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None

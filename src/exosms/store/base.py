@@ -21,7 +21,7 @@ class ClaimStatus(enum.Enum):
     BUSY = "busy"  # another process is computing the answer: wait for it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request; frozen init is 3x slower
 class Claim:
     status: ClaimStatus
     reply: str | None = None
@@ -29,7 +29,7 @@ class Claim:
     guard: GuardState | None = None  # with CLAIMED, when a GuardQuery was given
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request; frozen init is 3x slower
 class NewMessage:
     """An incoming SMS as first stored, before its reply is known. Times are epoch seconds."""
 
@@ -46,7 +46,7 @@ class NewMessage:
     method: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
     """The answer for one SmsSid, written once."""
 
@@ -66,7 +66,7 @@ class Completion:
     session: SessionWrite | None = None  # saved in the same transaction as the answer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionWrite:
     sender: str
     recipient: str

@@ -78,16 +78,15 @@ _OPT_OUT = (
     " ON CONFLICT (sender, recipient) DO NOTHING"
 )
 _OPT_IN = "DELETE FROM optouts WHERE sender = ? AND recipient IN (?, '*')"
-_OPTED_OUT = "SELECT 1 FROM optouts WHERE sender = ? AND recipient IN (?, '*') LIMIT 1"
-# Replies sent or still being worked out: a pending claim may yet reply.
-_REPLY_COUNTS = (
-    "SELECT COALESCE(SUM(received_at > ?), 0), COUNT(*) FROM messages"
-    " WHERE sender = ? AND received_at > ? AND sms_sid != ?"
+# The sender's standing in one statement: opted out?, replies in 10 minutes and in a day,
+# and whether this text was answered within the loop window. Replies being worked out
+# (pending claims) count too: they may yet reply.
+_STANDING = (
+    "SELECT EXISTS (SELECT 1 FROM optouts WHERE sender = :sender AND recipient IN (:to, '*')),"
+    " COALESCE(SUM(received_at > :ten_min), 0), COUNT(*),"
+    " COALESCE(SUM(received_at > :loop AND body = :body), 0)"
+    " FROM messages WHERE sender = :sender AND received_at > :day AND sms_sid != :sid"
     " AND (state = 'pending' OR reply IS NOT NULL)"
-)
-_REPEATED = (
-    "SELECT 1 FROM messages WHERE sender = ? AND received_at > ? AND sms_sid != ?"
-    " AND body = ? AND (state = 'pending' OR reply IS NOT NULL) LIMIT 1"
 )
 
 
@@ -98,15 +97,20 @@ def _guard_state(conn: sqlite3.Connection, m: NewMessage, query: GuardQuery) -> 
         changed = conn.execute(_OPT_OUT, (m.sender, m.recipient, now)).rowcount == 1
     elif query.opt_change == OPT_IN:
         changed = conn.execute(_OPT_IN, (m.sender, m.recipient)).rowcount > 0
-    opted_out = conn.execute(_OPTED_OUT, (m.sender, m.recipient)).fetchone() is not None
-    recent, day = conn.execute(
-        _REPLY_COUNTS, (now - TEN_MINUTES, m.sender, now - ONE_DAY, m.sms_sid)
+    opted_out, recent, day, repeats = conn.execute(
+        _STANDING,
+        {
+            "sender": m.sender,
+            "to": m.recipient,
+            "ten_min": now - TEN_MINUTES,
+            "day": now - ONE_DAY,
+            # the loop window reaches back at most a day: that is what is read here
+            "loop": now - query.loop_window if query.loop_window > 0 else now + 1,
+            "body": m.body,
+            "sid": m.sms_sid,
+        },
     ).fetchone()
-    repeated = query.loop_window > 0 and (
-        conn.execute(_REPEATED, (m.sender, now - query.loop_window, m.sms_sid, m.body)).fetchone()
-        is not None
-    )
-    return GuardState(opted_out, changed, int(recent), int(day), repeated)
+    return GuardState(bool(opted_out), changed, int(recent), int(day), int(repeats) > 0)
 
 
 def _claim(
@@ -180,8 +184,9 @@ def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
     return stored
 
 
-def _record_fetch(conn: sqlite3.Connection, sms_sid: str, at: float) -> None:
-    conn.execute(_FETCHED, (at, sms_sid))
+_FETCHED_MANY = (
+    "UPDATE messages SET fetch_count = fetch_count + ?, last_fetch_at = ? WHERE sms_sid = ?"
+)
 
 
 @dataclass(slots=True)
@@ -190,6 +195,7 @@ class _Write:
     args: tuple[Any, ...]
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None
+    durable: bool = True
 
 
 class GroupCommitWriter:
@@ -203,6 +209,7 @@ class GroupCommitWriter:
         self._startup_error: BaseException | None = None
         self.batches = 0
         self.writes = 0
+        self._durable = True  # synchronous=FULL, as configure_connection sets it
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="exosms-sqlite-writer", daemon=True)
@@ -216,16 +223,18 @@ class GroupCommitWriter:
             self._queue.put(None)
             self._thread.join()
 
-    def submit(self, work: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def submit(
+        self, work: Callable[..., Any], *args: Any, durable: bool = True
+    ) -> asyncio.Future[Any]:
         if self._thread is None or not self._thread.is_alive():
             raise StoreUnavailable("the database writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Write(work, args, future, loop))
+        self._queue.put(_Write(work, args, future, loop, durable))
         return future
 
     def post(self, work: Callable[..., Any], *args: Any) -> None:
-        self._queue.put(_Write(work, args, None, None))
+        self._queue.put(_Write(work, args, None, None, durable=False))
 
     def _run(self) -> None:
         try:
@@ -257,7 +266,14 @@ class GroupCommitWriter:
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> list[Any]:
         self.batches += 1
         self.writes += len(batch)
+        durable = any(write.durable for write in batch)
         try:
+            if durable != self._durable:
+                # A batch with no answer in it (claims, fetch counts) is committed without
+                # waiting for the disk; the next answer's fsync makes it durable too, since
+                # the WAL is written in order. Every answer is fsynced before it is sent.
+                conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             conn.execute("BEGIN IMMEDIATE")
             results = [write.work(conn, *write.args) for write in batch]
             conn.execute("COMMIT")
@@ -300,6 +316,7 @@ class SqliteStore(SqlBackedStore):
         self.url = url
         self.path = url.sqlite_path
         self._writer = GroupCommitWriter(str(self.path))
+        self._fetches: dict[str, tuple[int, float]] = {}
         engine = create_async_engine(url.async_url)
         event.listen(engine.sync_engine, "connect", lambda conn, _: configure_connection(conn))
         self._reader = SqlReader(engine)
@@ -314,7 +331,9 @@ class SqliteStore(SqlBackedStore):
     async def claim(
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
     ) -> Claim:
-        result: Claim = await self._writer.submit(_claim, message, owner, expires, guard)
+        result: Claim = await self._writer.submit(
+            _claim, message, owner, expires, guard, durable=False
+        )
         return result
 
     async def complete(self, completion: Completion) -> str | None:
@@ -322,4 +341,13 @@ class SqliteStore(SqlBackedStore):
         return result
 
     def record_fetch(self, sms_sid: str, at: float) -> None:
-        self._writer.post(_record_fetch, sms_sid, at)
+        # Counted in memory and written with the writer's next batch: a replay (Exotel's GET
+        # after its HEAD) costs no write of its own. Telemetry, so not awaited.
+        if not self._fetches:
+            self._writer.post(self._flush_fetches)
+        count, _ = self._fetches.get(sms_sid, (0, 0.0))
+        self._fetches[sms_sid] = (count + 1, at)
+
+    def _flush_fetches(self, conn: sqlite3.Connection) -> None:
+        pending, self._fetches = self._fetches, {}
+        conn.executemany(_FETCHED_MANY, [(n, at, sid) for sid, (n, at) in pending.items()])

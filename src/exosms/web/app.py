@@ -9,17 +9,20 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exosms.config import Settings, load_settings, resolve_config_file
 from exosms.dlt import TemplateRegistry
 from exosms.engine import DltGate, ReplyEngine
 from exosms.guards import Guards
 from exosms.loading import AppLoadError
+from exosms.logs import quieten_logging_overhead
 from exosms.routing import Router
 from exosms.rules import RulesError, router_from_settings, rules_source
 from exosms.store import Store, StoreUnavailable, open_store
@@ -33,6 +36,31 @@ log = logging.getLogger("exosms")
 
 def _text(status: int, text: str) -> Response:
     return Response(text, status_code=status, headers={"content-type": "text/plain"})
+
+
+class ExosmsApp(Starlette):
+    """Starlette, with the applet path answered before the middleware stack and router:
+    the hot path skips them (the endpoint turns every fault into its own answer)."""
+
+    def __init__(self, applet: ASGIApp, applet_path: str, **options: Any) -> None:
+        super().__init__(**options)
+        self._applet = applet
+        self._applet_path = applet_path
+        self._token_prefix = applet_path + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path == self._applet_path:
+                await self._applet(scope, receive, send)
+                return
+            if path.startswith(self._token_prefix):
+                token = path[len(self._token_prefix) :]
+                if token and "/" not in token:
+                    scope["path_params"] = {"token": token}
+                    await self._applet(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -157,7 +185,9 @@ def create_app(
         max_body_chars=settings.max_body_chars,
         max_query_bytes=settings.max_query_bytes,
     )
-    app = Starlette(
+    app = ExosmsApp(
+        applet,
+        settings.applet_path,
         routes=[
             Route(settings.applet_path, applet),
             Route(settings.applet_path + "/{token}", applet),
@@ -183,6 +213,7 @@ def app_from_environment() -> Starlette:
     """The app as ``exosms serve`` runs it in each worker: settings from ``EXOSMS_*``."""
     config_file = resolve_config_file(None)
     settings = load_settings(config_file)
+    quieten_logging_overhead()  # this worker's own logging module, as serve set up its parent
     GuardedHttpToolsProtocol.header_timeout = settings.header_timeout
 
     def rebuild() -> Router:

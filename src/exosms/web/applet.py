@@ -12,7 +12,7 @@ import time
 from starlette.types import Receive, Scope, Send
 
 from exosms.engine import ReplyEngine
-from exosms.exotel.applet import BadRequest, answer_headers, parse_query
+from exosms.exotel.applet import BadRequest, answer_headers, parse_query, peek_sid
 from exosms.store.base import StoreUnavailable
 from exosms.web.auth import Gatekeeper
 
@@ -66,9 +66,16 @@ class AppletEndpoint:
                 send, refusal.status, refusal.reason + "\n", list(refusal.headers), head=head
             )
             return
+        query: bytes = scope["query_string"]
+        sid = peek_sid(query) if len(query) <= self.max_query_bytes else None
+        replayed = await self.engine.replay(sid) if sid is not None else None
+        if sid is not None and replayed is not None:
+            await self._send_answer(send, replayed.body, head)
+            self._log(sid, method, replayed.outcome, started)
+            return
         try:
             request = parse_query(
-                scope["query_string"],
+                query,
                 max_body_chars=self.max_body_chars,
                 max_query_bytes=self.max_query_bytes,
             )
@@ -90,13 +97,15 @@ class AppletEndpoint:
             log.exception("sid=%s %s failed", request.sms_sid, method)
             await send_text(send, 503, "temporarily unable to answer, try again\n", head=head)
             return
-        body = answer.body
+        await self._send_answer(send, answer.body, head)
+        self._log(request.sms_sid, method, answer.outcome, started)
+
+    @staticmethod
+    async def _send_answer(send: Send, body: bytes, head: bool) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": answer_headers(body)})
         await send({"type": "http.response.body", "body": b"" if head else body})
-        log.info(
-            "sid=%s %s %s %.1fms",
-            request.sms_sid,
-            method,
-            answer.outcome,
-            (time.perf_counter() - started) * 1000,
-        )
+
+    @staticmethod
+    def _log(sid: str, method: str, outcome: str, started: float) -> None:
+        elapsed = (time.perf_counter() - started) * 1000
+        log.info("sid=%s %s %s %.1fms", sid, method, outcome, elapsed)
