@@ -413,6 +413,100 @@ def prune(older_than: str, batch: int, config_file: Path | None, database_url: s
     click.echo(f"deleted {deleted} message(s) received before {_when(before)}")
 
 
+@main.command()
+@click.option("--to", "to", required=True, help="Recipient, e.g. 9052161119.")
+@click.option("--body", required=True, help="The SMS text (must match a DLT template).")
+@click.option("--from", "sender", help="ExoPhone or DLT header (default: [exotel] sender).")
+@click.option("--template", "template_id", help="DLT template id (default: the matching one).")
+@CONFIG_OPTION
+@DATABASE_OPTION
+def send(
+    to: str,
+    body: str,
+    sender: str | None,
+    template_id: str | None,
+    config_file: Path | None,
+    database_url: str | None,
+) -> None:
+    """Send one SMS now through Exotel's API, after the DLT check."""
+    from exosms.exotel.client import ExotelError, client_from_settings
+    from exosms.numbers import normalise
+
+    settings = _settings(config_file, database_url=database_url)
+    if not settings.exotel.is_configured:
+        raise click.ClickException(
+            "set [exotel] account_sid, api_key and api_token (or EXOSMS_EXOTEL__*) first"
+        )
+    registry = _local_registry(settings)
+
+    async def go() -> str:
+        async with client_from_settings(settings, registry) as client:
+            options = {"sender": sender, "template_id": template_id}
+            result = await client.send(
+                normalise(to), body, **{k: v for k, v in options.items() if v}
+            )
+            return result.sid
+
+    try:
+        sid = asyncio.run(go())
+    except ExotelError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"sent: Exotel SmsSid {sid}")
+
+
+@main.command()
+@CONFIG_OPTION
+@DATABASE_OPTION
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
+def outbox(config_file: Path | None, database_url: str | None, limit: int) -> None:
+    """SMS sent (or waiting to be sent) through Exotel's API, newest first."""
+    settings = _settings(config_file, database_url=database_url)
+    rows = _with_store(settings, lambda store: store.outbox.recent(limit))
+    if not rows:
+        click.echo("the outbox is empty")
+    for row in rows:
+        delivery = row.delivery_status or "-"
+        units = f"{row.sms_units} units (we counted {row.parts})" if row.sms_units else ""
+        click.echo(
+            f"#{row.id} {row.status} to {row.to_number} exotel={row.exotel_sid or '-'} "
+            f"delivery={delivery} {row.detailed_status_code or ''} {units}"
+        )
+        click.echo(f"    {row.body!r}")
+        if row.last_error:
+            click.echo(f"    error: {row.last_error}")
+
+
+@main.command("fake-exotel")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8090, show_default=True)
+@click.option("--account-sid", default="acme", show_default=True)
+@click.option("--api-key", default="key", show_default=True)
+@click.option("--api-token", default="token", show_default=True)
+@CONFIG_OPTION
+@DATABASE_OPTION
+def fake_exotel(
+    host: str,
+    port: int,
+    account_sid: str,
+    api_key: str,
+    api_token: str,
+    config_file: Path | None,
+    database_url: str | None,
+) -> None:
+    """Run a fake Exotel for local development and tests (docs/exotel-api.md)."""
+    import uvicorn
+
+    from exosms.exotel.fake import FakeExotel
+
+    settings = _settings(config_file, database_url=database_url)
+    fake = FakeExotel(account_sid, api_key, api_token, registry=_local_registry(settings))
+    click.echo(
+        f"fake Exotel on http://{host}:{port} (account {account_sid}); set [exotel] api_url to it",
+        err=True,
+    )
+    uvicorn.run(fake.app(), host=host, port=port, log_level="warning", access_log=False)
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

@@ -119,6 +119,37 @@ class GuardSettings(BaseModel):
     )
 
 
+class ExotelSettings(BaseModel):
+    """Exotel's send API, for replies to webhook SMS and `exosms send` (``[exotel]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_sid: str | None = Field(None, description="Your Exotel account SID.")
+    api_key: str | None = Field(None, description="API key (Exotel dashboard, API settings).")
+    api_token: SecretStr | None = Field(None, description="API token: a secret, never logged.")
+    api_url: str = Field(
+        "https://api.exotel.com",
+        description="`https://api.exotel.com` (Singapore) or `https://api.in.exotel.com` "
+        "(Mumbai); a fake Exotel's URL in tests.",
+    )
+    sender: str | None = Field(
+        None, description="`From` for outgoing SMS: your ExoPhone or DLT header."
+    )
+    dlt_entity_id: str | None = Field(None, description="Your DLT principal entity id.")
+    sms_type: Literal["transactional", "transactional_opt_in", "promotional"] = Field(
+        "transactional", description="Exotel's `SmsType` for outgoing SMS."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Where Exotel reaches this server (e.g. `https://sms.example.in`), for "
+        "delivery status callbacks. Unset: no callbacks are asked for.",
+    )
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.account_sid and self.api_key and self.api_token)
+
+
 class Settings(BaseSettings):
     """Every exosms setting. ``docs/settings.md`` lists them all (a test keeps it so)."""
 
@@ -192,6 +223,7 @@ class Settings(BaseSettings):
     dlt: DltSettings = Field(DltSettings(), description="The DLT gate.")
     auth: AuthSettings = Field(AuthSettings(), description="Who may call the webhook.")
     guards: GuardSettings = Field(GuardSettings(), description="Opt-out and loop protection.")
+    exotel: ExotelSettings = Field(ExotelSettings(), description="Exotel's send API.")
     max_concurrent_handlers: int = Field(
         100,
         ge=1,

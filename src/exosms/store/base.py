@@ -5,10 +5,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from exosms.dlt import Template
 from exosms.guards import GuardQuery, GuardState
+
+if TYPE_CHECKING:
+    from exosms.store.outbox import Outbox
 
 
 class StoreUnavailable(Exception):
@@ -169,6 +172,11 @@ class Store(Protocol):
 
     async def templates_version(self) -> str:
         """Changes whenever the stored templates change (for cheap reload checks)."""
+        ...
+
+    @property
+    def outbox(self) -> Outbox:
+        """Outgoing SMS (Exotel's send API), in the same database."""
         ...
 
     async def prune(self, before: float, batch: int = 1000) -> int:

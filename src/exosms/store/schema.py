@@ -86,6 +86,44 @@ optouts = Table(
     Column("source", String(16), nullable=False),  # sms | cli
 )
 
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_sid", String(128), unique=True),
+    Column("to_number", String(256), nullable=False),
+    Column("sender", String(256)),
+    Column("body", Text, nullable=False),
+    Column("template_id", String(32)),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("exotel_sid", String(128)),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Column("parts", Integer),
+    Column("delivery_status", String(32)),
+    Column("detailed_status", String(128)),
+    Column("detailed_status_code", String(16)),
+    Column("sms_units", Integer),
+    Column("date_sent", String(64)),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_exotel_sid", "exotel_sid"),
+)
+
+delivery_events = Table(
+    "delivery_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exotel_sid", String(128)),
+    Column("outbox_id", Integer),
+    Column("status", String(32)),
+    Column("payload", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
 MESSAGE_COLUMNS = (
     "id",
     "sms_sid",

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.dlt import Template
 from exosms.store.base import OptOut, StoredMessage, StoreUnavailable
+from exosms.store.outbox import Outbox
 from exosms.store.schema import MESSAGE_COLUMNS, dlt_templates, messages, optouts, sessions
 
 
@@ -202,6 +203,10 @@ class SqlBackedStore:
     """The store methods every backend answers with :class:`SqlReader` (not the hot path)."""
 
     _reader: SqlReader
+
+    @property
+    def outbox(self) -> Outbox:
+        return Outbox(self._reader.engine)
 
     async def lookup(self, sms_sid: str) -> StoredMessage | None:
         return await self._reader.lookup(sms_sid)

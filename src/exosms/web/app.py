@@ -20,16 +20,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from exosms.config import Settings, load_settings, resolve_config_file
 from exosms.dlt import TemplateRegistry
 from exosms.engine import DltGate, ReplyEngine
+from exosms.exotel.client import client_from_settings
 from exosms.guards import Guards
 from exosms.loading import AppLoadError
 from exosms.logs import quieten_logging_overhead
 from exosms.routing import Router
 from exosms.rules import RulesError, router_from_settings, rules_source
+from exosms.sending import OutboxWorker
 from exosms.store import Store, StoreUnavailable, open_store
 from exosms.upstream import close_clients
 from exosms.web.applet import AppletEndpoint
 from exosms.web.auth import Gatekeeper
 from exosms.web.protocol import GuardedHttpToolsProtocol
+from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
 log = logging.getLogger("exosms")
 
@@ -97,6 +100,8 @@ def create_app(
             var_max_len=settings.dlt.var_max_len,
             typed_max_len=settings.dlt.typed_var_max_len,
         )
+        for running in worker:
+            running.client.registry = gate.registry
 
     async def watch_templates() -> None:
         # `exosms dlt import` writes to the database; every process picks the change up.
@@ -147,6 +152,21 @@ def create_app(
             if watch is not None and rebuild_router is not None
             else None
         )
+        if settings.exotel.is_configured:
+            token = settings.auth.token
+            callback = None
+            if settings.exotel.public_url:
+                callback = settings.exotel.public_url.rstrip("/") + "/exotel/status"
+                if token is not None:
+                    callback += "/" + token.get_secret_value()
+            worker.append(
+                OutboxWorker(
+                    store,
+                    client_from_settings(settings, gate.registry),
+                    status_callback=callback,
+                )
+            )
+            worker[0].start()
         log.info(
             "exosms answering on %s (DLT %s, %d templates)",
             settings.applet_path,
@@ -161,6 +181,8 @@ def create_app(
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            for running in worker:
+                await running.stop()
             await close_clients()
             await store.close()
 
@@ -179,6 +201,14 @@ def create_app(
         )
 
     gatekeeper = Gatekeeper(settings.auth)
+    worker: list[OutboxWorker] = []  # set in the lifespan when [exotel] is configured
+
+    def wake_outbox() -> None:
+        if worker:
+            worker[0].wake()
+
+    webhook = webhook_endpoint(engine, gatekeeper, settings.max_body_chars, wake_outbox)
+    status = status_endpoint(engine, gatekeeper)
     applet = AppletEndpoint(
         engine,
         gatekeeper,
@@ -191,6 +221,10 @@ def create_app(
         routes=[
             Route(settings.applet_path, applet),
             Route(settings.applet_path + "/{token}", applet),
+            Route("/exotel/webhook", webhook, methods=["POST"]),
+            Route("/exotel/webhook/{token}", webhook, methods=["POST"]),
+            Route("/exotel/status", status, methods=["POST"]),
+            Route("/exotel/status/{token}", status, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/", index, methods=["GET"]),
         ],

@@ -1,0 +1,290 @@
+"""Exotel's SMS send API: ``POST /v1/Accounts/<sid>/Sms/send.json`` (and ``bulksend.json``).
+
+Async (httpx), typed results and typed errors by HTTP status, retries on 429 and 503 with
+exponential backoff and ``Retry-After``, never on other 4xx. The API token is a secret: it
+is sent as HTTP Basic auth and never appears in a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from exosms.dlt import TemplateRegistry
+from exosms.segments import GSM7, segment
+
+log = logging.getLogger("exosms.exotel")
+
+BULK_LIMIT = 100  # messages per bulksend call (Exotel's documented limit)
+BODY_LIMIT = 2000  # characters per Body (Exotel's documented limit)
+HOSTS = {"singapore": "https://api.exotel.com", "mumbai": "https://api.in.exotel.com"}
+RETRY_STATUSES = {429, 503}  # rate limit, platform throttle: retry with backoff
+
+
+class ExotelError(Exception):
+    """Exotel refused or failed a request. ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Exotel answered {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+    @property
+    def is_retryable(self) -> bool:
+        return self.status in RETRY_STATUSES or self.status == 0 or self.status >= 500
+
+
+class AuthenticationError(ExotelError):
+    """401: the API key or token is wrong."""
+
+
+class AccountError(ExotelError):
+    """402 or 403: the account, its balance or its permissions."""
+
+
+class InvalidRequest(ExotelError):
+    """400: a parameter is wrong (Exotel also answers this for DLT mismatches)."""
+
+
+class RateLimited(ExotelError):
+    """429 after every retry."""
+
+
+class Unavailable(ExotelError):
+    """503, another 5xx, or no answer, after every retry."""
+
+
+class DltRefused(ExotelError):
+    """Not sent: the body matches no approved DLT template (``enforce`` mode)."""
+
+
+def _error(status: int, message: str) -> ExotelError:
+    kinds: dict[int, type[ExotelError]] = {
+        400: InvalidRequest,
+        401: AuthenticationError,
+        402: AccountError,
+        403: AccountError,
+        429: RateLimited,
+    }
+    kind = kinds.get(status, Unavailable if status == 0 or status >= 500 else ExotelError)
+    return kind(status, message)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    """One SMS to send. Unset fields take the client's defaults."""
+
+    to: str
+    body: str
+    sender: str | None = None
+    template_id: str | None = None
+    sms_type: str | None = None
+    encoding: str | None = None  # plain | unicode; chosen from the text when unset
+    priority: str | None = None  # normal | high (high: OTPs only)
+    status_callback: str | None = None
+    custom_field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What Exotel said about one SMS: its SmsSid and status (``queued`` at first)."""
+
+    sid: str
+    status: str
+    to: str
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _message_entries(data: Any) -> list[dict[str, Any]]:
+    """Exotel's JSON wraps each SMS as ``{"SMSMessage": {...}}``; bulk answers list them."""
+    if isinstance(data, dict) and "SMSMessage" in data:
+        return [data["SMSMessage"]]
+    if isinstance(data, dict):
+        for key in ("SMSMessages", "SmsMessages", "Messages"):
+            if isinstance(data.get(key), list):
+                return [e.get("SMSMessage", e) if isinstance(e, dict) else {} for e in data[key]]
+    if isinstance(data, list):
+        return [e.get("SMSMessage", e) if isinstance(e, dict) else {} for e in data]
+    return []
+
+
+def _exception_message(answer: httpx.Response) -> str:
+    try:
+        data = answer.json()
+        rest = data.get("RestException", data) if isinstance(data, dict) else {}
+        message = rest.get("Message") or rest.get("message")
+        if message:
+            return str(message)[:300]
+    except ValueError:
+        pass
+    return answer.reason_phrase or "error"
+
+
+class Client:
+    """Exotel's send API. Use ``async with Client(...) as exotel: await exotel.send(...)``."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        api_key: str,
+        api_token: str,
+        *,
+        base_url: str = HOSTS["singapore"],
+        sender: str | None = None,
+        dlt_entity_id: str | None = None,
+        sms_type: str = "transactional",
+        registry: TemplateRegistry | None = None,
+        dlt_mode: str = "auto",
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        timeout: float = 10.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.account_sid = account_sid
+        self.base_url = base_url.rstrip("/")
+        self.sender = sender
+        self.dlt_entity_id = dlt_entity_id
+        self.sms_type = sms_type
+        self.registry = registry
+        self.dlt_mode = dlt_mode
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._auth = httpx.BasicAuth(api_key, api_token)
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http is None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    def _url(self, endpoint: str) -> str:
+        return f"{self.base_url}/v1/Accounts/{self.account_sid}/Sms/{endpoint}"
+
+    def prepare(self, sms: OutgoingSms) -> dict[str, str]:
+        """The form fields for one SMS, after the DLT gate. Raises :class:`DltRefused`."""
+        if len(sms.body) > BODY_LIMIT:
+            raise InvalidRequest(0, f"Body has {len(sms.body)} characters; at most {BODY_LIMIT}")
+        template_id = sms.template_id
+        registry = self.registry
+        mode = self.dlt_mode
+        if mode == "auto":
+            mode = "enforce" if registry is not None and len(registry) else "warn"
+        if mode != "off" and registry is not None and len(registry):
+            verdict = registry.match(sms.body)
+            if verdict.matched:
+                if template_id is not None and template_id != verdict.template_id:
+                    log.warning(
+                        "template %s given, but the body matches %s",
+                        template_id,
+                        verdict.template_id,
+                    )
+                template_id = template_id or verdict.template_id
+            elif mode == "enforce":
+                raise DltRefused(0, f"not sent: {verdict.reason}")
+            else:
+                log.warning("sending a body that matches no DLT template: %s", verdict.reason)
+        sender = sms.sender or self.sender
+        if not sender:
+            raise InvalidRequest(0, "no sender: set [exotel] sender (your ExoPhone or DLT header)")
+        fields = {
+            "From": sender,
+            "To": sms.to,
+            "Body": sms.body,
+            "EncodingType": sms.encoding
+            or ("plain" if segment(sms.body).encoding == GSM7 else "unicode"),
+            "SmsType": sms.sms_type or self.sms_type,
+        }
+        optional = {
+            "DltTemplateId": template_id,
+            "DltEntityId": self.dlt_entity_id,
+            "Priority": sms.priority,
+            "StatusCallback": sms.status_callback,
+            "CustomField": sms.custom_field,
+        }
+        fields.update({k: v for k, v in optional.items() if v})
+        return fields
+
+    async def _post(self, endpoint: str, data: dict[str, str]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                answer = await self._http.post(self._url(endpoint), data=data, auth=self._auth)
+            except httpx.HTTPError as error:
+                failure: ExotelError = Unavailable(
+                    0, f"no answer from Exotel: {type(error).__name__}"
+                )
+                retry_after = None
+            else:
+                if answer.status_code < 300:
+                    try:
+                        return answer.json()
+                    except ValueError:
+                        raise Unavailable(answer.status_code, "the answer is not JSON") from None
+                failure = _error(answer.status_code, _exception_message(answer))
+                retry_after = answer.headers.get("retry-after")
+            if not failure.is_retryable or attempt >= self.max_retries:
+                raise failure
+            delay = self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+            if retry_after is not None:
+                with contextlib.suppress(ValueError):
+                    delay = max(delay, min(float(retry_after), 60.0))
+            log.info("Exotel answered %s; retrying in %.2fs", failure.status or "nothing", delay)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def send(self, to: str, body: str, **options: Any) -> SendResult:
+        """Send one SMS; see :class:`OutgoingSms` for the options."""
+        sms = OutgoingSms(to=to, body=body, **options)
+        data = await self._post("send.json", self.prepare(sms))
+        entries = _message_entries(data)
+        if not entries:
+            raise Unavailable(200, "the answer has no SMSMessage")
+        entry = entries[0]
+        return SendResult(str(entry.get("Sid", "")), str(entry.get("Status", "")), to, entry)
+
+    async def send_bulk(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
+        """Send many SMS with different bodies, 100 per call (larger lists are split)."""
+        results: list[SendResult] = []
+        for start in range(0, len(messages), BULK_LIMIT):
+            chunk = messages[start : start + BULK_LIMIT]
+            data: dict[str, str] = {}
+            for index, sms in enumerate(chunk):
+                for key, value in self.prepare(sms).items():
+                    data[f"Messages[{index}][{key}]"] = value
+            entries = _message_entries(await self._post("bulksend.json", data))
+            for sms, entry in zip(chunk, entries, strict=False):
+                results.append(
+                    SendResult(
+                        str(entry.get("Sid", "")), str(entry.get("Status", "")), sms.to, entry
+                    )
+                )
+        return results
+
+
+def client_from_settings(settings: Any, registry: TemplateRegistry | None = None) -> Client:
+    """A :class:`Client` for ``settings.exotel`` (which must be configured)."""
+    exotel = settings.exotel
+    return Client(
+        exotel.account_sid,
+        exotel.api_key,
+        exotel.api_token.get_secret_value(),
+        base_url=exotel.api_url,
+        sender=exotel.sender,
+        dlt_entity_id=exotel.dlt_entity_id,
+        sms_type=exotel.sms_type,
+        registry=registry,
+        dlt_mode=settings.dlt.mode,
+    )

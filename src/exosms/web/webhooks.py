@@ -1,0 +1,145 @@
+"""Exotel's newer inbound webhooks and its delivery status callbacks.
+
+``POST /exotel/webhook`` takes an incoming SMS as JSON (two-way messaging: ``SmsSid,
+Direction, Sender, ReceivedOn, MessageBody, ReceivedTime``) or as a form (``SmsSid, From, To,
+Body, DateCreated, AccountSid``). It runs the same engine as the applet (exactly once per
+SmsSid, the same rules and guards), answers 200 once the message is stored, and queues the
+reply in the outbox: the HTTP answer is not a reply here.
+
+``POST /exotel/status`` records Exotel's status callbacks on the outgoing SMS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from exosms.engine import Outcome, ReplyEngine
+from exosms.exotel.applet import AppletRequest, BadRequest, parse_query
+from exosms.segments import segment
+from exosms.store.base import StoreUnavailable
+from exosms.web.auth import Gatekeeper
+
+log = logging.getLogger("exosms.webhook")
+
+MAX_POST_BYTES = 64 * 1024
+
+
+def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(text, status, headers={**(headers or {}), "content-type": "text/plain"})
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    raw = await request.body()
+    if len(raw) > MAX_POST_BYTES:
+        raise BadRequest(f"body longer than {MAX_POST_BYTES} bytes", status=413)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise BadRequest("not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadRequest("expected a JSON object")
+        return {str(k): "" if v is None else str(v) for k, v in data.items()}
+    if kind in ("application/x-www-form-urlencoded", ""):
+        form = await request.form()
+        return {k: str(v) for k, v in form.items()}
+    raise BadRequest(f"unsupported content type {kind!r}: send JSON or a form", status=415)
+
+
+def _as_applet(fields: dict[str, str], max_body_chars: int) -> AppletRequest | None:
+    """Either webhook shape, in the applet's terms (and through the applet's checks)."""
+    if "MessageBody" in fields or "Sender" in fields:  # two-way messaging JSON
+        mapped = {
+            "SmsSid": fields.get("SmsSid", ""),
+            "From": fields.get("Sender", ""),
+            "To": fields.get("ReceivedOn", ""),
+            "Date": fields.get("ReceivedTime", ""),
+            "Body": fields.get("MessageBody", ""),
+        }
+    else:
+        mapped = {
+            "SmsSid": fields.get("SmsSid", ""),
+            "From": fields.get("From", ""),
+            "To": fields.get("To", ""),
+            "Date": fields.get("DateCreated", fields.get("Date", "")),
+            "Body": fields.get("Body", ""),
+        }
+    query = urlencode(mapped).encode()
+    return parse_query(query, max_body_chars=max_body_chars, max_query_bytes=10 * MAX_POST_BYTES)
+
+
+def webhook_endpoint(
+    engine: ReplyEngine,
+    gatekeeper: Gatekeeper,
+    max_body_chars: int,
+    sent: Callable[[], None],
+) -> Callable[[Request], object]:
+    async def endpoint(request: Request) -> Response:
+        refusal = gatekeeper.check(request.scope, request.path_params.get("token"))
+        if refusal is not None:
+            return _text(
+                refusal.status,
+                refusal.reason + "\n",
+                dict((k.decode(), v.decode()) for k, v in refusal.headers),
+            )
+        try:
+            incoming = _as_applet(await _fields(request), max_body_chars)
+        except BadRequest as error:
+            return _text(error.status, error.reason + "\n")
+        if incoming is None:
+            return _text(400, "missing SmsSid\n")
+        try:
+            answer = await engine.receive(incoming, "POST")
+            if answer.reply and answer.outcome != Outcome.REPLAYED:
+                verdict = engine.gate.verdict(answer.reply)
+                queued = await engine.store.outbox.enqueue(
+                    engine_sender(incoming),
+                    answer.reply,
+                    message_sid=incoming.sms_sid,
+                    template_id=verdict.template_id if verdict else None,
+                    parts=segment(answer.reply).count,
+                )
+                if queued is not None:
+                    sent()
+        except StoreUnavailable as error:
+            log.error("sid=%s webhook: database unavailable: %s", incoming.sms_sid, error)
+            return _text(503, "database unavailable, try again\n")
+        log.info("sid=%s POST webhook %s", incoming.sms_sid, answer.outcome)
+        return _text(200, "ok\n")
+
+    return endpoint
+
+
+def engine_sender(incoming: AppletRequest) -> str:
+    from exosms.numbers import normalise
+
+    return normalise(incoming.sender)
+
+
+def status_endpoint(engine: ReplyEngine, gatekeeper: Gatekeeper) -> Callable[[Request], object]:
+    async def endpoint(request: Request) -> Response:
+        refusal = gatekeeper.check(request.scope, request.path_params.get("token"))
+        if refusal is not None:
+            return _text(refusal.status, refusal.reason + "\n")
+        try:
+            fields = await _fields(request)
+        except BadRequest as error:
+            return _text(error.status, error.reason + "\n")
+        if not fields.get("SmsSid"):
+            return _text(400, "missing SmsSid\n")
+        try:
+            row = await engine.store.outbox.record_status(fields)
+        except StoreUnavailable:
+            return _text(503, "database unavailable, try again\n")
+        if row is None:
+            log.warning("status for unknown SmsSid %s kept for inspection", fields["SmsSid"])
+        return _text(200, "ok\n")
+
+    return endpoint

@@ -1,0 +1,167 @@
+"""exosms.exotel.Client against the fake Exotel, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_exotel import FakeExotelProcess, fake_exotel
+
+from exosms.dlt import Template, TemplateRegistry
+from exosms.exotel.client import (
+    AuthenticationError,
+    Client,
+    DltRefused,
+    InvalidRequest,
+    OutgoingSms,
+    RateLimited,
+    Unavailable,
+)
+
+TOKEN = "token"
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeExotelProcess]:
+    with fake_exotel(tmp_path_factory.mktemp("fake")) as process:
+        yield process
+
+
+@pytest.fixture(autouse=True)
+def _clean(fake: FakeExotelProcess) -> None:
+    fake.reset()
+
+
+def client(fake: FakeExotelProcess, **options: object) -> Client:
+    defaults: dict[str, object] = {"base_url": fake.url, "sender": "ACMEIN", "backoff": 0.05}
+    return Client("acme", "key", TOKEN, **{**defaults, **options})  # type: ignore[arg-type]
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_send_returns_exotel_sid_and_chooses_the_encoding(fake: FakeExotelProcess) -> None:
+    async def go() -> tuple[str, str]:
+        async with client(fake) as exotel:
+            plain = await exotel.send("+919052161119", "Your order 12 has shipped")
+            hindi = await exotel.send("+919052161119", "आपका ऑर्डर भेज दिया गया है")
+            return plain.sid, hindi.status
+
+    sid, status = run(go())
+    assert len(sid) == 32 and status == "queued"
+    sent = fake.messages()
+    assert [m["EncodingType"] for m in sent] == ["plain", "unicode"]
+    assert sent[0]["From"] == "ACMEIN" and sent[0]["SmsType"] == "transactional"
+
+
+def test_bulk_of_250_is_split_into_calls_of_100(fake: FakeExotelProcess) -> None:
+    messages = [OutgoingSms(f"+9190000{n:05d}", f"Hello {n}") for n in range(250)]
+
+    async def go() -> list[str]:
+        async with client(fake) as exotel:
+            return [r.to for r in await exotel.send_bulk(messages)]
+
+    assert run(go()) == [m.to for m in messages]
+    assert len(fake.messages()) == 250
+
+
+def test_429_then_success_honours_retry_after(fake: FakeExotelProcess) -> None:
+    fake.fail(status=429, times=2, retry_after=0.2)
+
+    async def go() -> str:
+        async with client(fake) as exotel:
+            return (await exotel.send("+919052161119", "hi")).status
+
+    started = time.monotonic()
+    assert run(go()) == "queued"
+    assert time.monotonic() - started >= 0.4  # two Retry-After waits
+    assert len(fake.messages()) == 1
+
+
+def test_a_503_storm_backs_off_then_gives_up(fake: FakeExotelProcess) -> None:
+    fake.fail(status=503, times=3)
+
+    async def go(retries: int) -> str:
+        async with client(fake, max_retries=retries) as exotel:
+            return (await exotel.send("+919052161119", "hi")).status
+
+    assert run(go(5)) == "queued"
+    fake.fail(status=503, times=10)
+    with pytest.raises(Unavailable) as error:
+        run(go(2))
+    assert error.value.status == 503
+    fake.reset()
+    fake.fail(status=429, times=10)
+    with pytest.raises(RateLimited):
+        run(go(1))
+
+
+def test_wrong_credentials_are_not_retried_and_the_token_never_shows(
+    fake: FakeExotelProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def go() -> None:
+        async with Client(
+            "acme", "key", "not-the-token-s3cret", base_url=fake.url, sender="X"
+        ) as c:
+            await c.send("+919052161119", "hi")
+
+    with pytest.raises(AuthenticationError) as error:
+        run(go())
+    assert error.value.status == 401
+    assert "not-the-token-s3cret" not in str(error.value)
+    assert "not-the-token-s3cret" not in caplog.text
+    assert fake.messages() == []
+
+
+def test_dlt_enforce_refuses_before_sending_and_fills_the_template_id(
+    fake: FakeExotelProcess,
+) -> None:
+    registry = TemplateRegistry(
+        [Template("1107161234567890123", "Your order {#numeric#} has shipped. -ACME")]
+    )
+
+    async def go(body: str) -> str:
+        async with client(fake, registry=registry, dlt_entity_id="1101234567890123456") as c:
+            return (await c.send("+919052161119", body)).status
+
+    assert run(go("Your order 12 has shipped. -ACME")) == "queued"
+    sent = fake.messages()[0]
+    assert sent["DltTemplateId"] == "1107161234567890123"
+    assert sent["DltEntityId"] == "1101234567890123456"
+    with pytest.raises(DltRefused, match="differs at character"):
+        run(go("Your order 12 has shipped -ACME"))
+    assert len(fake.messages()) == 1
+
+
+def test_the_fake_applies_the_dlt_rule_itself(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'reg.db'}"
+    toml = tmp_path / "t.toml"
+    toml.write_text('[[template]]\nid = "1107161234567890123"\ncontent = "OTP {#numeric#} -ACME"\n')
+    subprocess.run(
+        [sys.executable, "-m", "exosms", "dlt", "import", str(toml), "--database", db],
+        check=True,
+        capture_output=True,
+    )
+    with fake_exotel(tmp_path, db) as strict:
+
+        async def go(body: str, template: str | None) -> str:
+            async with Client(
+                "acme", "key", TOKEN, base_url=strict.url, sender="ACMEIN", dlt_mode="off"
+            ) as c:
+                return (await c.send("+919052161119", body, template_id=template)).status
+
+        assert run(go("OTP 1234 -ACME", "1107161234567890123")) == "queued"
+        with pytest.raises(InvalidRequest, match="23185"):
+            run(go("OTP 12a4 -ACME", "1107161234567890123"))
+        with pytest.raises(InvalidRequest, match="is not registered"):
+            run(go("OTP 1234 -ACME", None))

@@ -1,0 +1,65 @@
+"""Run `exosms fake-exotel` as a real process on loopback for the tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from servers import free_port
+
+
+class FakeExotelProcess:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def fail(self, **failure: Any) -> None:
+        httpx.post(f"{self.url}/_fake/fail", json=failure).raise_for_status()
+
+    def messages(self) -> list[dict[str, str]]:
+        return list(httpx.get(f"{self.url}/_fake/messages").json())
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_fake/reset").raise_for_status()
+
+    def webhook(
+        self, url: str, body: str, shape: str = "json", sender: str = "+919052161119"
+    ) -> str:
+        answer = httpx.post(
+            f"{self.url}/_fake/webhook",
+            json={"url": url, "body": body, "shape": shape, "from": sender},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        assert answer.json()["status"] == 200, answer.json()
+        return str(answer.json()["SmsSid"])
+
+
+@contextmanager
+def fake_exotel(workdir: Path, database_url: str | None = None) -> Iterator[FakeExotelProcess]:
+    port = free_port()
+    command = [sys.executable, "-m", "exosms", "fake-exotel", "--port", str(port)]
+    if database_url:
+        command += ["--database", database_url]
+    log = (workdir / f"fake-exotel-{port}.log").open("wb")
+    process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{url}/_fake/messages", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("fake Exotel did not start") from None
+                time.sleep(0.05)
+        yield FakeExotelProcess(url)
+    finally:
+        process.terminate()
+        process.wait(10)

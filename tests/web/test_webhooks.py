@@ -1,0 +1,226 @@
+"""Inbound webhooks, the outbox, and delivery status, with a real server and the fake Exotel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fake_exotel import FakeExotelProcess, fake_exotel
+from servers import ServerProcess, free_port
+
+TEMPLATES = """
+[[template]]
+id = "1107161234567890123"
+content = "Order {#numeric#} is out for delivery. -ACME"
+"""
+
+
+def exosms(
+    proc_or_db: str, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "exosms", *args, "--database", proc_or_db],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def outbox(proc: ServerProcess) -> list[dict[str, object]]:
+    import sqlite3
+
+    path = proc.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Callable[..., tuple[ServerProcess, FakeExotelProcess]]]:
+    cleanup: list[object] = []
+    fake_cm = fake_exotel(tmp_path)
+    fake = fake_cm.__enter__()
+
+    def make(configured: bool = True) -> tuple[ServerProcess, FakeExotelProcess]:
+        db = f"sqlite:///{tmp_path / 'exosms.db'}"
+        (tmp_path / "t.toml").write_text(TEMPLATES)
+        exosms(db, tmp_path, "dlt", "import", "t.toml")
+        port = free_port()
+        env = {"EXOSMS_FALLBACK_REPLY": ""}
+        if configured:
+            env.update(
+                {
+                    "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
+                    "EXOSMS_EXOTEL__API_KEY": "key",
+                    "EXOSMS_EXOTEL__API_TOKEN": "token",
+                    "EXOSMS_EXOTEL__API_URL": fake.url,
+                    "EXOSMS_EXOTEL__SENDER": "ACMEIN",
+                    "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
+                }
+            )
+        proc = ServerProcess(
+            tmp_path, port, db, args=["--app", "exosms_test_apps:router"], env=env
+        ).start()
+        cleanup.append(proc)
+        return proc, fake
+
+    yield make
+    for proc in cleanup:
+        proc.stop()  # type: ignore[attr-defined]
+    fake_cm.__exit__(None, None, None)
+
+
+def test_a_webhook_sms_gets_its_reply_through_the_api_with_the_template_id(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup()
+    sid = fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 12 is out for delivery. -ACME")
+    wait_for(lambda: len(fake.messages()) == 1)
+    sent = fake.messages()[0]
+    assert sent["Body"] == "Order 12 is out for delivery. -ACME"
+    assert sent["DltTemplateId"] == "1107161234567890123"
+    assert sent["To"] == "+919052161119"
+    assert sent["CustomField"].startswith("exosms-")
+    # Exotel's status callback comes back and is recorded beside our own estimate.
+    wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
+    row = outbox(proc)[0]
+    assert (row["message_sid"], row["status"], row["exotel_sid"]) == (sid, "sent", sent["Sid"])
+    assert (row["sms_units"], row["parts"], row["detailed_status_code"]) == (1, 1, "20005")
+    listed = exosms(proc.database_url, proc.workdir, "outbox")
+    assert "delivery=sent 20005 1 units (we counted 1)" in listed.stdout
+
+
+def test_form_shaped_webhooks_and_retries_are_answered_once(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup()
+    form = {
+        "SmsSid": "form-1",
+        "From": "09052161119",
+        "To": "56070",
+        "Body": "ECHO Order 7 is out for delivery. -ACME",
+        "DateCreated": "2025-01-15T10:30:00+05:30",
+        "AccountSid": "acme",
+    }
+    for _ in range(3):  # Exotel retrying the same webhook
+        answer = httpx.post(f"{proc.url}/exotel/webhook", data=form)
+        assert (answer.status_code, answer.text) == (200, "ok\n")
+    wait_for(lambda: len(fake.messages()) >= 1)
+    time.sleep(0.5)
+    assert len(fake.messages()) == 1
+    assert len(outbox(proc)) == 1
+    assert proc.calls("form-1") == ["form-1"]
+
+
+def test_bad_webhooks_get_a_one_line_reason(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = setup()
+    url = f"{proc.url}/exotel/webhook"
+    cases = [
+        (
+            httpx.post(url, content=b"{not json", headers={"content-type": "application/json"}),
+            400,
+            "not valid JSON\n",
+        ),
+        (
+            httpx.post(url, json={"Sender": "9052161119", "MessageBody": "hi"}),
+            400,
+            "missing SmsSid\n",
+        ),
+        (httpx.post(url, json={"SmsSid": "x1", "MessageBody": "hi"}), 400, "missing From\n"),
+        (
+            httpx.post(url, content=b"x", headers={"content-type": "text/xml"}),
+            415,
+            "unsupported content type 'text/xml': send JSON or a form\n",
+        ),
+    ]
+    for answer, status, text in cases:
+        assert (answer.status_code, answer.text) == (status, text)
+
+
+def test_a_reply_stored_before_a_crash_is_sent_once_after_restart(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup(configured=False)  # no API credentials: the reply waits in the outbox
+    fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 9 is out for delivery. -ACME")
+    assert [r["status"] for r in outbox(proc)] == ["pending"]
+    proc.kill()
+    restarted, _ = setup(configured=True)
+    wait_for(lambda: len(fake.messages()) == 1)
+    time.sleep(1.5)  # a second poll of the outbox sends nothing more
+    assert len(fake.messages()) == 1
+    assert [r["status"] for r in outbox(restarted)] == ["sent"]
+
+
+def test_status_callbacks_for_unknown_sids_are_kept(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = setup()
+    answer = httpx.post(
+        f"{proc.url}/exotel/status",
+        data={
+            "SmsSid": "nobody-knows",
+            "Status": "failed-dnd",
+            "SmsUnits": "1",
+            "DetailedStatusCode": "23082",
+        },
+    )
+    assert (answer.status_code, answer.text) == (200, "ok\n")
+    import sqlite3
+
+    with sqlite3.connect(proc.database_url.removeprefix("sqlite:///")) as conn:
+        rows = conn.execute(
+            "SELECT exotel_sid, status, outbox_id, payload FROM delivery_events"
+        ).fetchall()
+    assert rows[0][:3] == ("nobody-knows", "failed_dnd", None)
+    assert json.loads(rows[0][3])["DetailedStatusCode"] == "23082"
+
+
+def test_exosms_send_works_and_explains_a_dlt_refusal(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup()
+    env = {
+        "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
+        "EXOSMS_EXOTEL__API_KEY": "key",
+        "EXOSMS_EXOTEL__API_TOKEN": "token",
+        "EXOSMS_EXOTEL__API_URL": fake.url,
+        "EXOSMS_EXOTEL__SENDER": "ACMEIN",
+    }
+    done = exosms(
+        proc.database_url,
+        tmp_path,
+        "send",
+        "--to",
+        "9052161119",
+        "--body",
+        "Order 5 is out for delivery. -ACME",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sent: Exotel SmsSid" in done.stdout
+    assert fake.messages()[-1]["DltTemplateId"] == "1107161234567890123"
+    refused = exosms(
+        proc.database_url,
+        tmp_path,
+        "send",
+        "--to",
+        "9052161119",
+        "--body",
+        "Order 5 is out for delivery -ACME",
+        env=env,
+    )
+    assert refused.returncode == 1
+    assert (
+        "not sent: no template matches; closest is 1107161234567890123: differs at character 28: expected '.', got ' '"
+        in refused.stderr
+    )
+    missing = exosms(proc.database_url, tmp_path, "send", "--to", "1", "--body", "x")
+    assert "set [exotel] account_sid, api_key and api_token" in missing.stderr
