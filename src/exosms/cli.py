@@ -711,5 +711,7 @@ def messages(config_file: Path | None, database_url: str | None, limit: int, as_
             click.echo(f"      DLT: {row.dlt_reason}")
         if row.guard:
             click.echo(f"      no reply allowed: {row.guard}")
+        if row.late_reply:
+            click.echo(f"      late reply, sent by API: {row.late_reply!r}")
         if row.error:
             click.echo(f"      error: {row.error}")

@@ -224,6 +224,12 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(AuthSettings(), description="Who may call the webhook.")
     guards: GuardSettings = Field(GuardSettings(), description="Opt-out and loop protection.")
     exotel: ExotelSettings = Field(ExotelSettings(), description="Exotel's send API.")
+    late_replies: Literal["auto", "off", "api"] = Field(
+        "auto",
+        description="A handler that misses the applet's deadline: `api` sends its reply "
+        "through Exotel's send API when it finishes (after the fallback was answered); `off` "
+        "drops it; `auto`: `api` when [exotel] is configured, else `off`.",
+    )
     max_concurrent_handlers: int = Field(
         100,
         ge=1,

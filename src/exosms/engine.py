@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,14 @@ from exosms.numbers import normalise
 from exosms.routing import Router, Rule
 from exosms.segments import segment
 from exosms.sms import IncomingSms, Match, Reply, Session
-from exosms.store.base import ClaimStatus, Completion, NewMessage, SessionWrite, Store
+from exosms.store.base import (
+    ClaimStatus,
+    Completion,
+    NewMessage,
+    SessionWrite,
+    Store,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("exosms.engine")
 
@@ -162,6 +170,7 @@ class ReplyEngine:
         session_ttl: float = 1800.0,
         guards: Guards | None = None,
         max_concurrent_handlers: int = 100,
+        late_replies: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -170,6 +179,9 @@ class ReplyEngine:
         self.gate = gate or DltGate()
         self.session_ttl = session_ttl
         self.guards = guards
+        # Set when late replies go out through Exotel's API; called after one is queued.
+        self.late_replies = late_replies
+        self._late_tasks: set[asyncio.Task[None]] = set()
         self._handler_slots = asyncio.Semaphore(max_concurrent_handlers)
         self.owner = uuid.uuid4().hex
         self._cache: OrderedDict[str, str | None] = OrderedDict()
@@ -319,6 +331,45 @@ class ReplyEngine:
                 return _answer(stored.reply, Outcome.REPLAYED)
         return None
 
+    def _late(self, sms: IncomingSms, rule: str) -> Callable[[asyncio.Future[Any]], None]:
+        def finished(task: asyncio.Future[Any]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                _log_late(sms.sms_sid, rule)(task)
+                return
+            value = task.result()
+            text = value.text if isinstance(value, Reply) else value
+            if not isinstance(text, str) or not text:
+                log.info("late handler %s for %s finished with no reply", rule, sms.sms_sid)
+                return
+            queued = asyncio.get_running_loop().create_task(self._send_late(sms, _clean(text)))
+            self._late_tasks.add(queued)
+            queued.add_done_callback(self._late_tasks.discard)
+
+        return finished
+
+    async def _send_late(self, sms: IncomingSms, text: str) -> None:
+        result = self.gate.check(
+            _Result(text, None, Outcome.REPLIED, None, None), None, sms.sms_sid
+        )
+        if result.reply is None:
+            log.warning("late reply for %s not sent: %s", sms.sms_sid, result.error)
+            return
+        try:
+            queued = await self.store.outbox.enqueue(
+                sms.sender,
+                result.reply,
+                message_sid=sms.sms_sid,
+                template_id=result.template_id,
+                parts=result.parts,
+            )
+            await self.store.record_late_reply(sms.sms_sid, result.reply)
+        except StoreUnavailable as error:
+            log.error("late reply for %s lost: database unavailable: %s", sms.sms_sid, error)
+            return
+        if queued is not None and self.late_replies is not None:
+            log.info("late reply for %s queued for the API", sms.sms_sid)
+            self.late_replies()
+
     def _session_write(self, sms: IncomingSms) -> SessionWrite | None:
         session = sms.session
         if not session.is_dirty:
@@ -350,8 +401,12 @@ class ReplyEngine:
         done, _ = await asyncio.wait({task}, timeout=remaining)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if not done:
-            task.cancel()
-            task.add_done_callback(_log_late(sms.sms_sid, rule.name))
+            if self.late_replies is not None:
+                # The handler keeps running: its reply goes out through the API when ready.
+                task.add_done_callback(self._late(sms, rule.name))
+            else:
+                task.cancel()
+                task.add_done_callback(_log_late(sms.sms_sid, rule.name))
             log.warning(
                 "handler %s missed the %.2fs deadline for %s: fallback sent",
                 rule.name,

@@ -65,6 +65,13 @@ async def sleep(sms: IncomingSms, match: Match) -> str:
     return "too late"
 
 
+@router.keyword("LATEORDER")
+@counted
+async def late_order(sms: IncomingSms, match: Match) -> str:
+    await asyncio.sleep(float(match.rest or "1"))
+    return "Order 77 is out for delivery. -ACME"
+
+
 @router.keyword("BLOCK")
 @counted
 def block(sms: IncomingSms, match: Match) -> str:

@@ -224,3 +224,19 @@ def test_exosms_send_works_and_explains_a_dlt_refusal(setup, tmp_path: Path) -> 
     )
     missing = exosms(proc.database_url, tmp_path, "send", "--to", "1", "--body", "x")
     assert "set [exotel] account_sid, api_key and api_token" in missing.stderr
+
+
+def test_a_late_applet_reply_arrives_through_the_api_after_the_fallback(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup()  # reply_deadline 2 s; the handler takes 2.5 s
+    params = {"SmsSid": "late-1", "From": "9052161119", "To": "56070", "Body": "LATEORDER 2.5"}
+    started = time.monotonic()
+    answer = httpx.get(f"{proc.url}/exotel/sms", params=params, timeout=10)
+    assert time.monotonic() - started < 2.5
+    assert (answer.status_code, answer.text) == (200, "")  # the fallback: no reply
+    wait_for(lambda: len(fake.messages()) == 1)
+    sent = fake.messages()[0]
+    assert (sent["Body"], sent["To"]) == ("Order 77 is out for delivery. -ACME", "+919052161119")
+    assert sent["DltTemplateId"] == "1107161234567890123"
+    listed = exosms(proc.database_url, proc.workdir, "messages", "--limit", "5")
+    assert "fallback_timeout" in listed.stdout
+    assert "late reply, sent by API: 'Order 77 is out for delivery. -ACME'" in listed.stdout

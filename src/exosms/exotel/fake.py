@@ -136,14 +136,17 @@ class FakeExotel:
             with contextlib.suppress(httpx.HTTPError):
                 await client.post(record["StatusCallback"], data=fields)
 
-    async def send(self, request: Request) -> Response:
+    async def _refusal(self, request: Request) -> Response | None:
         if request.path_params["sid"] != self.account_sid:
             return _exception(404, "Account not found")
         if not self._authorised(request):
             return _exception(401, "Authentication failed")
-        failure = await self._failure()
-        if failure is not None:
-            return failure
+        return await self._failure()
+
+    async def send(self, request: Request) -> Response:
+        refused = await self._refusal(request)
+        if refused is not None:
+            return refused
         form = {k: str(v) for k, v in (await request.form()).items()}
         accepted = self._accept(form)
         if isinstance(accepted, JSONResponse):
@@ -151,13 +154,9 @@ class FakeExotel:
         return JSONResponse({"SMSMessage": accepted})
 
     async def bulk(self, request: Request) -> Response:
-        if request.path_params["sid"] != self.account_sid:
-            return _exception(404, "Account not found")
-        if not self._authorised(request):
-            return _exception(401, "Authentication failed")
-        failure = await self._failure()
-        if failure is not None:
-            return failure
+        refused = await self._refusal(request)
+        if refused is not None:
+            return refused
         form = {k: str(v) for k, v in (await request.form()).items()}
         grouped: dict[int, dict[str, str]] = {}
         for key, value in form.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exosms.dlt import Template
 from exosms.guards import GuardQuery, GuardState
@@ -47,6 +47,24 @@ class NewMessage:
     exotel_date: float | None
     received_at: float
     method: str
+
+    def row(self, owner: str, expires: float) -> tuple[Any, ...]:
+        """The values of a pending messages row, in the order the stores insert them."""
+        return (
+            self.sms_sid,
+            self.sender,
+            self.sender_raw,
+            self.recipient,
+            self.recipient_raw,
+            self.body,
+            self.query,
+            self.date_raw,
+            self.exotel_date,
+            self.received_at,
+            self.method,
+            owner,
+            expires,
+        )
 
 
 @dataclass(slots=True)
@@ -108,6 +126,7 @@ class StoredMessage:
     dlt_template_id: str | None = None
     dlt_reason: str | None = None
     guard: str | None = None
+    late_reply: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +196,10 @@ class Store(Protocol):
     @property
     def outbox(self) -> Outbox:
         """Outgoing SMS (Exotel's send API), in the same database."""
+        ...
+
+    async def record_late_reply(self, sms_sid: str, text: str) -> None:
+        """Note on the message the reply that went out through the API after the deadline."""
         ...
 
     async def prune(self, before: float, batch: int = 1000) -> int:

@@ -147,22 +147,7 @@ class PostgresStore(SqlBackedStore):
             async with self._require_pool().acquire() as conn, conn.transaction():
                 if guard is not None:
                     await conn.execute(_SENDER_LOCK, m.sender)
-                inserted = await conn.fetchval(
-                    _INSERT,
-                    m.sms_sid,
-                    m.sender,
-                    m.sender_raw,
-                    m.recipient,
-                    m.recipient_raw,
-                    m.body,
-                    m.query,
-                    m.date_raw,
-                    m.exotel_date,
-                    m.received_at,
-                    m.method,
-                    owner,
-                    expires,
-                )
+                inserted = await conn.fetchval(_INSERT, *m.row(owner, expires))
                 if inserted is not None:
                     state = await _guard_state(conn, m, guard) if guard else None
                     return Claim(ClaimStatus.CLAIMED, guard=state)

@@ -48,6 +48,7 @@ messages = Table(
     Column("dlt_template_id", String(32)),
     Column("dlt_reason", Text),
     Column("guard", String(32)),  # why a reply was suppressed: opted_out, loop, ...
+    Column("late_reply", Text),  # sent through the API after the deadline
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_sender", "sender", "received_at"),
 )
@@ -152,4 +153,5 @@ MESSAGE_COLUMNS = (
     "dlt_template_id",
     "dlt_reason",
     "guard",
+    "late_reply",
 )

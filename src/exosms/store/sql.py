@@ -166,6 +166,14 @@ class SqlReader:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return False
 
+    async def record_late_reply(self, sms_sid: str, text: str) -> None:
+        query = update(messages).where(messages.c.sms_sid == sms_sid).values(late_reply=text)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(query)
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+
     async def prune(self, before: float, batch: int) -> int:
         """Delete messages received before ``before``, ``batch`` rows per transaction."""
         total = 0
@@ -237,3 +245,6 @@ class SqlBackedStore:
 
     async def prune(self, before: float, batch: int = 1000) -> int:
         return await self._reader.prune(before, batch)
+
+    async def record_late_reply(self, sms_sid: str, text: str) -> None:
+        await self._reader.record_late_reply(sms_sid, text)

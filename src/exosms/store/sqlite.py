@@ -43,7 +43,7 @@ _INSERT = (
     "INSERT INTO messages (sms_sid, sender, sender_raw, recipient, recipient_raw, body, query,"
     " date_raw, exotel_date, received_at, method, state, claim_owner, claim_expires,"
     " fetch_count, last_fetch_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 1, ?)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending', ?12, ?13, 1, ?10)"
     " ON CONFLICT (sms_sid) DO NOTHING"
 )
 _CLAIM_STATE = "SELECT state, reply, claim_expires FROM messages WHERE sms_sid = ?"
@@ -120,25 +120,7 @@ def _claim(
     expires: float,
     guard: GuardQuery | None,
 ) -> Claim:
-    inserted = conn.execute(
-        _INSERT,
-        (
-            m.sms_sid,
-            m.sender,
-            m.sender_raw,
-            m.recipient,
-            m.recipient_raw,
-            m.body,
-            m.query,
-            m.date_raw,
-            m.exotel_date,
-            m.received_at,
-            m.method,
-            owner,
-            expires,
-            m.received_at,
-        ),
-    )
+    inserted = conn.execute(_INSERT, m.row(owner, expires))
     if inserted.rowcount == 1:
         return Claim(ClaimStatus.CLAIMED, guard=_guard_state(conn, m, guard) if guard else None)
     state, reply, claim_expires = conn.execute(_CLAIM_STATE, (m.sms_sid,)).fetchone()

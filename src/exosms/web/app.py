@@ -91,6 +91,9 @@ def create_app(
         guards=Guards(settings.guards),
         max_concurrent_handlers=settings.max_concurrent_handlers,
     )
+    late = settings.late_replies
+    if late == "api" or (late == "auto" and settings.exotel.is_configured):
+        engine.late_replies = lambda: wake_outbox()
 
     async def load_templates() -> None:
         templates = await store.load_templates()
