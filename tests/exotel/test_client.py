@@ -165,3 +165,19 @@ def test_the_fake_applies_the_dlt_rule_itself(tmp_path: Path) -> None:
             run(go("OTP 12a4 -ACME", "1107161234567890123"))
         with pytest.raises(InvalidRequest, match="is not registered"):
             run(go("OTP 1234 -ACME", None))
+
+
+def test_the_sync_wrapper_for_scripts(fake: FakeExotelProcess) -> None:
+    from exosms.exotel.client import SyncClient
+
+    with SyncClient("acme", "key", TOKEN, base_url=fake.url, sender="ACMEIN") as exotel:
+        assert exotel.send("+919052161119", "hello").status == "queued"
+        assert (
+            len(
+                exotel.send_bulk(
+                    [OutgoingSms("+919052161119", "a"), OutgoingSms("+919052161118", "b")]
+                )
+            )
+            == 2
+        )
+    assert len(fake.messages()) == 3

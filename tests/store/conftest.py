@@ -8,7 +8,7 @@ import pytest
 from exosms.store import Store, open_store
 from exosms.store.migrate import upgrade_async
 
-TABLES = ("messages", "sessions", "optouts", "dlt_templates")
+TABLES = ("messages", "sessions", "optouts", "dlt_templates", "outbox", "delivery_events")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -201,3 +201,52 @@ async def test_prune_deletes_old_messages_in_batches(store: Store) -> None:
     await store.claim(message("new1", at=now), "me", now + 5)
     assert await store.prune(now - 90 * 86400, batch=10) == 25
     assert [m.sms_sid for m in await store.recent(100)] == ["new1"]
+
+
+async def test_outbox_leases_rows_once_and_records_status(store: Store) -> None:
+    import asyncio
+
+    box = store.outbox
+    ids = [
+        await box.enqueue(f"+9190000000{n:02d}", f"hi {n}", message_sid=f"ob{n}") for n in range(30)
+    ]
+    assert None not in ids
+    assert await box.enqueue("+919000000000", "again", message_sid="ob0") is None  # once per SMS
+    # Two workers (as two processes would) lease at the same time: no row goes to both.
+    first, second = await asyncio.gather(box.lease_due(20, 60), box.lease_due(20, 60))
+    leased = [r.id for r in first] + [r.id for r in second]
+    assert len(leased) == len(set(leased)) == 30
+    assert await box.lease_due(10, 60) == []  # all are leased
+    row = first[0]
+    await box.mark_sent(row.id, "exo-1", "1107161234567890123")
+    await box.mark_retry(first[1].id, "Exotel answered 503", time.time() - 1)
+    await box.mark_failed(first[2].id, "Exotel answered 400: bad To")
+    again = await box.lease_due(10, 60)
+    assert [r.id for r in again] == [first[1].id]  # due again after its retry time
+    assert (
+        await box.record_status(
+            {
+                "SmsSid": "exo-1",
+                "Status": "failed-dnd",
+                "SmsUnits": "2",
+                "DetailedStatusCode": "23082",
+            }
+        )
+        == row.id
+    )
+    assert (
+        await box.record_status({"SmsSid": "elsewhere", "CustomField": f"exosms-{row.id}"})
+        == row.id
+    )
+    assert await box.record_status({"SmsSid": "unknown", "Status": "sent"}) is None
+    recent = {r.id: r for r in await box.recent(50)}
+    assert (recent[row.id].status, recent[row.id].exotel_sid) == ("sent", "exo-1")
+    assert recent[first[2].id].last_error == "Exotel answered 400: bad To"
+    assert [e["SmsSid"] for e in await box.unknown_events()] == ["unknown"]
+
+
+async def test_a_late_reply_is_recorded_on_the_message(store: Store) -> None:
+    await store.claim(message("late1"), "me", time.time() + 5)
+    await store.record_late_reply("late1", "finally")
+    stored = await store.lookup("late1")
+    assert stored is not None and stored.late_reply == "finally"

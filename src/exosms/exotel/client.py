@@ -288,3 +288,32 @@ def client_from_settings(settings: Any, registry: TemplateRegistry | None = None
         registry=registry,
         dlt_mode=settings.dlt.mode,
     )
+
+
+class SyncClient:
+    """:class:`Client` for scripts without an event loop: the same arguments and methods.
+
+    ``with SyncClient("acme1", key, token, sender="ACMEIN") as exotel:
+    exotel.send("+919052161119", "...")``. Each call runs on a private event loop.
+    """
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = Client(*args, **options)
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._client.aclose())
+            self._loop.close()
+
+    def send(self, to: str, body: str, **options: Any) -> SendResult:
+        return self._loop.run_until_complete(self._client.send(to, body, **options))
+
+    def send_bulk(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
+        return self._loop.run_until_complete(self._client.send_bulk(messages))

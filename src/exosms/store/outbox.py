@@ -93,7 +93,7 @@ class Outbox:
         """Take up to ``limit`` rows that are due, marking them ``sending`` for ``lease`` s."""
         now = time.time()
         due = (
-            select(*_COLUMNS)
+            select(outbox.c.id)
             .where(
                 or_(
                     (outbox.c.status == PENDING) & (outbox.c.next_attempt_at <= now),
@@ -102,24 +102,21 @@ class Outbox:
             )
             .order_by(outbox.c.next_attempt_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
+        )
+        # One statement, so taking the rows is atomic on both databases.
+        take = (
+            update(outbox)
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(status=SENDING, lease_until=now + lease, attempts=outbox.c.attempts + 1)
+            .returning(*_COLUMNS)
         )
         try:
             async with self.engine.begin() as conn:
-                rows = [_row(r) for r in (await conn.execute(due)).all()]
-                if rows:
-                    await conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id.in_([r.id for r in rows]))
-                        .values(
-                            status=SENDING,
-                            lease_until=now + lease,
-                            attempts=outbox.c.attempts + 1,
-                        )
-                    )
+                rows = [_row(r) for r in (await conn.execute(take)).all()]
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
-        return rows
+        return sorted(rows, key=lambda r: r.id)
 
     async def _set(self, row_id: int, **values: Any) -> None:
         try:
