@@ -63,23 +63,31 @@ VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (sender, recipient) DO UPDATE SET
     data = excluded.data, expires_at = excluded.expires_at, updated_at = excluded.updated_at
 """
-_SENDER_LOCK = "SELECT pg_advisory_xact_lock(hashtext($1))"
+# Claims need not wait for the disk (see below), and with guards each takes its sender's
+# lock, so that reply caps are exact across processes: both in one round trip.
+_CLAIM_SETUP_GUARDED = (
+    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(hashtext($1))"
+)
 _OPT_OUT = """
 INSERT INTO optouts (sender, recipient, created_at, source) VALUES ($1, $2, $3, 'sms')
 ON CONFLICT (sender, recipient) DO NOTHING
 RETURNING sender
 """
 _OPT_IN = "DELETE FROM optouts WHERE sender = $1 AND recipient IN ($2, '*') RETURNING sender"
-_OPTED_OUT = "SELECT 1 FROM optouts WHERE sender = $1 AND recipient IN ($2, '*') LIMIT 1"
-_REPLY_COUNTS = """
-SELECT count(*) FILTER (WHERE received_at > $1), count(*) FROM messages
-WHERE sender = $2 AND received_at > $3 AND sms_sid != $4
+# The sender's standing in one round trip: opted out?, replies in 10 minutes and in a day,
+# and whether this text was answered within the loop window (pending claims count too).
+_STANDING = """
+SELECT EXISTS (SELECT 1 FROM optouts WHERE sender = $1 AND recipient IN ($2, '*')),
+       count(*) FILTER (WHERE received_at > $3),
+       count(*),
+       count(*) FILTER (WHERE received_at > $5 AND body = $6)
+FROM messages
+WHERE sender = $1 AND received_at > $4 AND sms_sid != $7
   AND (state = 'pending' OR reply IS NOT NULL)
 """
-_REPEATED = """
-SELECT 1 FROM messages WHERE sender = $1 AND received_at > $2 AND sms_sid != $3
-  AND body = $4 AND (state = 'pending' OR reply IS NOT NULL) LIMIT 1
-"""
+# A claim need not wait for the disk: the answer's commit, which is synchronous, flushes the
+# WAL up to and including it. Every answer is durable before it is sent.
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 
 _UNAVAILABLE = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError)
 
@@ -91,15 +99,18 @@ async def _guard_state(conn: Any, m: NewMessage, query: GuardQuery) -> GuardStat
         changed = await conn.fetchval(_OPT_OUT, m.sender, m.recipient, now) is not None
     elif query.opt_change == OPT_IN:
         changed = bool(await conn.fetch(_OPT_IN, m.sender, m.recipient))
-    opted_out = await conn.fetchval(_OPTED_OUT, m.sender, m.recipient) is not None
-    recent, day = await conn.fetchrow(
-        _REPLY_COUNTS, now - TEN_MINUTES, m.sender, now - ONE_DAY, m.sms_sid
+    loop_since = now - query.loop_window if query.loop_window > 0 else now + 1
+    opted_out, recent, day, repeats = await conn.fetchrow(
+        _STANDING,
+        m.sender,
+        m.recipient,
+        now - TEN_MINUTES,
+        now - ONE_DAY,
+        loop_since,
+        m.body,
+        m.sms_sid,
     )
-    repeated = query.loop_window > 0 and (
-        await conn.fetchval(_REPEATED, m.sender, now - query.loop_window, m.sms_sid, m.body)
-        is not None
-    )
-    return GuardState(opted_out, changed, int(recent), int(day), repeated)
+    return GuardState(bool(opted_out), changed, int(recent), int(day), int(repeats) > 0)
 
 
 class PostgresStore(SqlBackedStore):
@@ -146,7 +157,9 @@ class PostgresStore(SqlBackedStore):
         try:
             async with self._require_pool().acquire() as conn, conn.transaction():
                 if guard is not None:
-                    await conn.execute(_SENDER_LOCK, m.sender)
+                    await conn.execute(_CLAIM_SETUP_GUARDED, m.sender)
+                else:
+                    await conn.execute(_ASYNC_COMMIT)
                 inserted = await conn.fetchval(_INSERT, *m.row(owner, expires))
                 if inserted is not None:
                     state = await _guard_state(conn, m, guard) if guard else None
