@@ -362,34 +362,25 @@ def optouts_list(config_file: Path | None, database_url: str | None) -> None:
         click.echo(f"{row.sender}  from {where}  since {_when(row.created_at)}  ({row.source})")
 
 
-@optouts.command("add")
-@click.argument("sender")
-@click.option("--to", "recipient", help="Only this Exotel number (default: all).")
-@CONFIG_OPTION
-@DATABASE_OPTION
-def optouts_add(
-    sender: str, recipient: str | None, config_file: Path | None, database_url: str | None
-) -> None:
-    """Opt SENDER out: no more replies to them."""
-    settings = _settings(config_file, database_url=database_url)
-    who, where = _optout_args(sender, recipient)
-    changed = _with_store(settings, lambda store: store.set_optout(who, where, True))
-    click.echo(f"{who} opted out" if changed else f"{who} was already opted out")
+def _optout_command(opt_out: bool, help_text: str, done: str, unchanged: str) -> None:
+    @optouts.command("add" if opt_out else "remove", help=help_text)
+    @click.argument("sender")
+    @click.option("--to", "recipient", help="Only this Exotel number (default: all).")
+    @CONFIG_OPTION
+    @DATABASE_OPTION
+    def command(
+        sender: str, recipient: str | None, config_file: Path | None, database_url: str | None
+    ) -> None:
+        settings = _settings(config_file, database_url=database_url)
+        who, where = _optout_args(sender, recipient)
+        changed = _with_store(settings, lambda store: store.set_optout(who, where, opt_out))
+        click.echo(f"{who} {done if changed else unchanged}")
 
 
-@optouts.command("remove")
-@click.argument("sender")
-@click.option("--to", "recipient", help="Only this Exotel number (default: all).")
-@CONFIG_OPTION
-@DATABASE_OPTION
-def optouts_remove(
-    sender: str, recipient: str | None, config_file: Path | None, database_url: str | None
-) -> None:
-    """Opt SENDER back in."""
-    settings = _settings(config_file, database_url=database_url)
-    who, where = _optout_args(sender, recipient)
-    changed = _with_store(settings, lambda store: store.set_optout(who, where, False))
-    click.echo(f"{who} opted back in" if changed else f"{who} was not opted out")
+_optout_command(
+    True, "Opt SENDER out: no more replies to them.", "opted out", "was already opted out"
+)
+_optout_command(False, "Opt SENDER back in.", "opted back in", "was not opted out")
 
 
 @main.command()

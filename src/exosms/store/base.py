@@ -86,6 +86,24 @@ class Completion:
     guard: str | None = None
     session: SessionWrite | None = None  # saved in the same transaction as the answer
 
+    def row(self) -> tuple[Any, ...]:
+        """The values of the answer's UPDATE, in the order the stores write them."""
+        return (
+            self.reply,
+            self.rule,
+            self.outcome,
+            self.handler_ms,
+            self.error,
+            self.answered_at,
+            self.reply_encoding,
+            self.reply_units,
+            self.reply_parts,
+            self.dlt_template_id,
+            self.dlt_reason,
+            self.guard,
+            self.sms_sid,
+        )
+
 
 @dataclass(slots=True)
 class SessionWrite:

@@ -182,22 +182,7 @@ class PostgresStore(SqlBackedStore):
         c = completion
         try:
             async with self._require_pool().acquire() as conn, conn.transaction():
-                won = await conn.fetchval(
-                    _COMPLETE,
-                    c.reply,
-                    c.rule,
-                    c.outcome,
-                    c.handler_ms,
-                    c.error,
-                    c.answered_at,
-                    c.reply_encoding,
-                    c.reply_units,
-                    c.reply_parts,
-                    c.dlt_template_id,
-                    c.dlt_reason,
-                    c.guard,
-                    c.sms_sid,
-                )
+                won = await conn.fetchval(_COMPLETE, *c.row())
                 if won is not None:
                     if c.session is not None:
                         s = c.session

@@ -136,24 +136,7 @@ def _claim(
 
 
 def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
-    updated = conn.execute(
-        _COMPLETE,
-        (
-            c.reply,
-            c.rule,
-            c.outcome,
-            c.handler_ms,
-            c.error,
-            c.answered_at,
-            c.reply_encoding,
-            c.reply_units,
-            c.reply_parts,
-            c.dlt_template_id,
-            c.dlt_reason,
-            c.guard,
-            c.sms_sid,
-        ),
-    )
+    updated = conn.execute(_COMPLETE, c.row())
     if updated.rowcount == 1:
         if c.session is not None:
             s = c.session
