@@ -649,10 +649,6 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
 
 
-def _message_json(message: StoredMessage) -> dict[str, Any]:
-    return asdict(message)
-
-
 @main.command()
 @CONFIG_OPTION
 @DATABASE_OPTION
@@ -661,23 +657,10 @@ def _message_json(message: StoredMessage) -> dict[str, Any]:
 def messages(config_file: Path | None, database_url: str | None, limit: int, as_json: bool) -> None:
     """List recent messages, newest first."""
     settings = _settings(config_file, database_url=database_url)
-    _migrate(settings)
-
-    async def fetch() -> list[StoredMessage]:
-        store = open_store(settings.database_url)
-        await store.open()
-        try:
-            return await store.recent(limit)
-        finally:
-            await store.close()
-
-    try:
-        rows = asyncio.run(fetch())
-    except StoreUnavailable as error:
-        raise click.ClickException(f"database unavailable: {error}") from None
+    rows = _with_store(settings, lambda store: store.recent(limit))
     if as_json:
         for row in rows:
-            click.echo(json.dumps(_message_json(row), ensure_ascii=False))
+            click.echo(json.dumps(asdict(row), ensure_ascii=False))
         return
     if not rows:
         click.echo("no messages yet")

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from exosms.engine import Outcome, ReplyEngine
 from exosms.exotel.applet import AppletRequest, BadRequest, parse_query
+from exosms.numbers import normalise
 from exosms.segments import segment
 from exosms.store.base import StoreUnavailable
 from exosms.web.auth import Gatekeeper
@@ -100,7 +101,7 @@ def webhook_endpoint(
             if answer.reply and answer.outcome != Outcome.REPLAYED:
                 verdict = engine.gate.verdict(answer.reply)
                 queued = await engine.store.outbox.enqueue(
-                    engine_sender(incoming),
+                    normalise(incoming.sender),
                     answer.reply,
                     message_sid=incoming.sms_sid,
                     template_id=verdict.template_id if verdict else None,
@@ -115,12 +116,6 @@ def webhook_endpoint(
         return _text(200, "ok\n")
 
     return endpoint
-
-
-def engine_sender(incoming: AppletRequest) -> str:
-    from exosms.numbers import normalise
-
-    return normalise(incoming.sender)
 
 
 def status_endpoint(engine: ReplyEngine, gatekeeper: Gatekeeper) -> Callable[[Request], object]:
