@@ -307,7 +307,13 @@ def rules_test(
     show_default=True,
     help="Settings file to write the token to.",
 )
-def init(public_url: str, path: Path) -> None:
+@click.option(
+    "--inbox/--no-inbox",
+    "ask_inbox",
+    default=None,
+    help="Ask for an inbox admin password (default: ask when run in a terminal).",
+)
+def init(public_url: str, path: Path, ask_inbox: bool | None) -> None:
     """Make a strong webhook token, save it, and print the URL to paste into Exotel."""
     import secrets
     import tomllib
@@ -335,6 +341,101 @@ def init(public_url: str, path: Path) -> None:
     click.echo("Paste this URL into Exotel's Send a Reply applet:")
     click.echo(f"  {url}")
     click.echo("Requests without the token now get 401.")
+    if ask_inbox is None:
+        ask_inbox = sys.stdin.isatty()
+    if ask_inbox:
+        click.echo("")
+        click.echo("The inbox (/inbox) shows every message; it needs an admin password.")
+        password = click.prompt(
+            "Admin password (empty: no inbox for now)",
+            default="",
+            hide_input=True,
+            show_default=False,
+        )
+        if password:
+            _save_password(path, password, confirm=True)
+
+
+def _save_password(path: Path, password: str, *, confirm: bool) -> None:
+    from exosms.inbox.passwords import PasswordError, hash_password
+
+    if confirm and click.prompt("Again", default="", hide_input=True, show_default=False) != (
+        password
+    ):
+        raise click.ClickException("the two passwords differ; nothing was changed")
+    try:
+        hashed = hash_password(password)
+    except PasswordError as error:
+        raise click.ClickException(str(error)) from None
+    _set_toml_value(path, "inbox", "password_hash", hashed)
+    click.echo(f"saved the inbox password's hash (not the password) to {path}")
+    click.echo("Restart exosms serve; then log in at /inbox. Other logins are signed out.")
+
+
+def _set_toml_value(path: Path, table: str, key: str, value: str) -> None:
+    """Set ``key = "value"`` in ``[table]`` of the TOML file at ``path``, keeping the rest."""
+    import re
+    import tomllib
+
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise click.ClickException(f"cannot read {path}: {error}") from None
+    line = f'{key} = "{value}"'
+    header = re.search(rf"(?m)^\[{re.escape(table)}\][ \t]*(#.*)?$", text)
+    if header is None:
+        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + f"[{table}]\n{line}\n"
+    else:
+        end = re.search(r"(?m)^\[", text[header.end() :])
+        stop = header.end() + end.start() if end else len(text)
+        section = text[header.end() : stop]
+        pattern = re.compile(rf"(?m)^{re.escape(key)}[ \t]*=.*$")
+        if pattern.search(section):
+            section = pattern.sub(lambda _: line, section, count=1)
+        else:
+            section = "\n" + line + section
+        text = text[: header.end()] + section + text[stop:]
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:  # never write a file we cannot read back
+        raise click.ClickException(f"could not update {path}: {error}") from None
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+
+
+@main.command()
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("exosms.toml"),
+    show_default=True,
+    help="Settings file to write to.",
+)
+@click.option(
+    "--api-token", is_flag=True, help="Also make a new bearer token for the JSON API (/api)."
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (one line) instead of asking twice.",
+)
+def password(path: Path, api_token: bool, password_stdin: bool) -> None:
+    """Set the inbox admin password (only its scrypt hash is stored) and turn the inbox on."""
+    if password_stdin:
+        given = sys.stdin.readline().rstrip("\r\n")
+        _save_password(path, given, confirm=False)
+    else:
+        given = click.prompt("New admin password", hide_input=True)
+        _save_password(path, given, confirm=True)
+    if api_token:
+        import secrets
+
+        token = secrets.token_urlsafe(32)
+        _set_toml_value(path, "inbox", "api_token", token)
+        click.echo(f"new API token (also in {path}): {token}")
+        click.echo("Use it as: Authorization: Bearer <token>")
 
 
 @main.group()

@@ -150,6 +150,54 @@ class ExotelSettings(BaseModel):
         return bool(self.account_sid and self.api_key and self.api_token)
 
 
+class InboxSettings(BaseModel):
+    """The inbox pages under /inbox and the JSON API under /api (``[inbox]``).
+
+    Both are off until ``password_hash`` is set (`exosms password` or `exosms init` set it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password_hash: str | None = Field(
+        None,
+        description="scrypt hash of the admin password, made by `exosms password`; never the "
+        "password itself. Unset: the inbox and API are off (404).",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /api (`Authorization: Bearer ...`); made by "
+        "`exosms password --api-token`. Unset: /api answers only a logged-in browser.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 90, description="Hours a login lasts before asking again."
+    )
+    lockout_attempts: int = Field(
+        5, ge=1, description="Failed logins from one address before it is locked out."
+    )
+    lockout_seconds: float = Field(
+        900.0, ge=1, description="How long a locked-out address waits, and the failure window."
+    )
+    poll_seconds: float = Field(
+        2.0, gt=0, le=60, description="How often open pages look for new messages."
+    )
+
+    @field_validator("password_hash")
+    @classmethod
+    def _is_hash(cls, value: str | None) -> str | None:
+        if value is not None:
+            from exosms.inbox.passwords import PasswordError, check_hash_format
+
+            try:
+                check_hash_format(value)
+            except PasswordError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.password_hash is not None
+
+
 class Settings(BaseSettings):
     """Every exosms setting. ``docs/settings.md`` lists them all (a test keeps it so)."""
 
@@ -224,6 +272,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(AuthSettings(), description="Who may call the webhook.")
     guards: GuardSettings = Field(GuardSettings(), description="Opt-out and loop protection.")
     exotel: ExotelSettings = Field(ExotelSettings(), description="Exotel's send API.")
+    inbox: InboxSettings = Field(InboxSettings(), description="The inbox pages and JSON API.")
     late_replies: Literal["auto", "off", "api"] = Field(
         "auto",
         description="A handler that misses the applet's deadline: `api` sends its reply "

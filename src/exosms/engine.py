@@ -22,7 +22,7 @@ from typing import Any
 from exosms import dlt
 from exosms.dlt import TemplateRegistry, Verdict
 from exosms.exotel.applet import AppletRequest, parse_exotel_date
-from exosms.guards import DISPATCH, Guards
+from exosms.guards import DISPATCH, OPT_IN, OPT_OUT, Guards, GuardState
 from exosms.numbers import normalise
 from exosms.routing import Router, Rule
 from exosms.segments import segment
@@ -60,6 +60,29 @@ class Answer:
     reply: str | None
     body: bytes
     outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """The answer :meth:`ReplyEngine.try_message` worked out (nothing stored or sent)."""
+
+    sender: str
+    recipient: str
+    body: str
+    reply: str | None
+    rule: str | None
+    outcome: str
+    handler_ms: float | None
+    error: str | None
+    encoding: str | None
+    units: int | None
+    parts: int | None
+    template_id: str | None
+    dlt_reason: str | None
+    dlt_mode: str
+    dlt_matched: bool | None  # None: no reply, or the DLT check is off
+    guard: str | None
+    session_state: str | None
 
 
 @dataclass(slots=True)
@@ -320,6 +343,71 @@ class ReplyEngine:
             )
         )
         return _answer(reply, result.outcome)
+
+    async def try_message(
+        self, sender: str, recipient: str, body: str, *, opted_out: bool = False
+    ) -> Trial:
+        """What ``body`` from ``sender`` would be answered, without storing or sending anything.
+
+        Handlers do run (an upstream call is made); the sender's stored session is read, not
+        written. Rate limits and the loop guard are not applied (they depend on history).
+        """
+        now = time.time()
+        sms = IncomingSms(
+            sms_sid=f"try-{uuid.uuid4().hex[:12]}",
+            sender=normalise(sender),
+            recipient=normalise(recipient),
+            body=body,
+            received_at=_utc(now),
+            sender_raw=sender,
+            recipient_raw=recipient,
+        )
+        decision = DISPATCH
+        if self.guards is not None:
+            query = self.guards.query(sms)
+            changed = (query.opt_change == OPT_OUT and not opted_out) or (
+                query.opt_change == OPT_IN and opted_out
+            )
+            state = GuardState(opted_out, changed, 0, 0, False)
+            decision = self.guards.decide(sms, query, state)
+        session_state = None
+        if decision.action == "suppress":
+            result = _Result(None, None, Outcome.SUPPRESSED, None, None, guard=decision.reason)
+        elif decision.action == "reply":
+            result = self.gate.check(
+                _Result(decision.reply, decision.rule, decision.outcome or "", None, None),
+                None,
+                sms.sms_sid,
+            )
+        else:
+            router = self.router
+            if router.uses_sessions:
+                session = Session(await self.store.load_session(sms.sender, sms.recipient))
+                sms = replace(sms, session=session)
+                session_state = session.state
+            result = self.gate.check(
+                await self._dispatch(router, sms, session_state), self.fallback, sms.sms_sid
+            )
+        verdict = self.gate.verdict(result.reply) if result.reply else None
+        return Trial(
+            sender=sms.sender,
+            recipient=sms.recipient,
+            body=body,
+            reply=result.reply,
+            rule=result.rule,
+            outcome=result.outcome,
+            handler_ms=result.handler_ms,
+            error=result.error,
+            encoding=result.encoding,
+            units=result.units,
+            parts=result.parts,
+            template_id=result.template_id,
+            dlt_reason=result.dlt_reason,
+            dlt_mode=self.gate.effective_mode,
+            dlt_matched=None if verdict is None else verdict.matched,
+            guard=result.guard,
+            session_state=session_state,
+        )
 
     async def _wait_for_other(self, sid: str, until: float) -> Answer | None:
         """Wait for another process's answer; ``None`` when its claim expired first."""

@@ -8,7 +8,16 @@ import pytest
 from exosms.store import Store, open_store
 from exosms.store.migrate import upgrade_async
 
-TABLES = ("messages", "sessions", "optouts", "dlt_templates", "outbox", "delivery_events")
+TABLES = (
+    "messages",
+    "sessions",
+    "optouts",
+    "dlt_templates",
+    "outbox",
+    "delivery_events",
+    "conversations",
+    "web_sessions",
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,6 +11,7 @@ from exosms.dlt import Template
 from exosms.guards import GuardQuery, GuardState
 
 if TYPE_CHECKING:
+    from exosms.inbox.queries import InboxQueries
     from exosms.store.outbox import Outbox
 
 
@@ -214,6 +215,11 @@ class Store(Protocol):
     @property
     def outbox(self) -> Outbox:
         """Outgoing SMS (Exotel's send API), in the same database."""
+        ...
+
+    @property
+    def inbox(self) -> InboxQueries:
+        """What the inbox pages and the JSON API read."""
         ...
 
     async def record_late_reply(self, sms_sid: str, text: str) -> None:

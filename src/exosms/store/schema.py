@@ -51,6 +51,31 @@ messages = Table(
     Column("late_reply", Text),  # sent through the API after the deadline
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_sender", "sender", "received_at"),
+    Index("ix_messages_outcome", "outcome", "received_at"),
+    Index("ix_messages_rule", "rule", "received_at"),
+)
+# Also on messages (migration 0007): SQLite keeps the FTS5 table messages_fts in step by
+# trigger; PostgreSQL has a GIN index on to_tsvector('simple', body || ' ' || reply).
+
+conversations = Table(  # one row per sender, kept by a trigger on messages (migration 0007)
+    "conversations",
+    metadata,
+    Column("sender", String(256), primary_key=True),
+    Column("recipient", String(256), nullable=False),
+    Column("last_message_id", Integer, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("message_count", Integer, nullable=False),
+    Column("read_id", Integer, nullable=False, server_default="0"),  # the inbox's unread mark
+    Index("ix_conversations_last", "last_message_id"),
+)
+
+web_sessions = Table(  # inbox logins
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's token
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 dlt_templates = Table(

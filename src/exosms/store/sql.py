@@ -13,9 +13,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.dlt import Template
+from exosms.inbox.queries import InboxQueries
 from exosms.store.base import OptOut, StoredMessage, StoreUnavailable
 from exosms.store.outbox import Outbox
-from exosms.store.schema import MESSAGE_COLUMNS, dlt_templates, messages, optouts, sessions
+from exosms.store.schema import (
+    MESSAGE_COLUMNS,
+    conversations,
+    dlt_templates,
+    messages,
+    optouts,
+    sessions,
+)
 
 
 def _template_row(template: Template) -> dict[str, Any]:
@@ -195,6 +203,14 @@ class SqlReader:
                 await asyncio.sleep(0.01)  # short transactions, and room for the server's writes
             async with self.engine.begin() as conn:
                 await conn.execute(delete(sessions).where(sessions.c.expires_at < time.time()))
+                # A conversation whose every message was pruned goes too.
+                await conn.execute(
+                    delete(conversations).where(
+                        ~select(messages.c.id)
+                        .where(messages.c.sender == conversations.c.sender)
+                        .exists()
+                    )
+                )
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return total
@@ -211,10 +227,17 @@ class SqlBackedStore:
     """The store methods every backend answers with :class:`SqlReader` (not the hot path)."""
 
     _reader: SqlReader
+    _inbox: InboxQueries | None = None
 
     @property
     def outbox(self) -> Outbox:
         return Outbox(self._reader.engine)
+
+    @property
+    def inbox(self) -> InboxQueries:
+        if self._inbox is None:
+            self._inbox = InboxQueries(self._reader.engine)
+        return self._inbox
 
     async def lookup(self, sms_sid: str) -> StoredMessage | None:
         return await self._reader.lookup(sms_sid)

@@ -29,8 +29,10 @@ from exosms.rules import RulesError, router_from_settings, rules_source
 from exosms.sending import OutboxWorker
 from exosms.store import Store, StoreUnavailable, open_store
 from exosms.upstream import close_clients
+from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
 from exosms.web.auth import Gatekeeper
+from exosms.web.inbox import Inbox
 from exosms.web.protocol import GuardedHttpToolsProtocol
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
@@ -199,8 +201,15 @@ def create_app(
 
     async def index(request: Request) -> Response:
         applet_url = f"{request.base_url}{settings.applet_path.lstrip('/')}"
+        inbox_line = (
+            f"The inbox: {request.base_url}inbox\n"
+            if settings.inbox.enabled
+            else "The inbox is off: set an admin password with `exosms password`.\n"
+        )
         return _text(
-            200, f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
+            200,
+            f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
+            + inbox_line,
         )
 
     gatekeeper = Gatekeeper(settings.auth)
@@ -218,10 +227,13 @@ def create_app(
         max_body_chars=settings.max_body_chars,
         max_query_bytes=settings.max_query_bytes,
     )
+    inbox = Inbox(settings, engine, gatekeeper)
     app = ExosmsApp(
         applet,
         settings.applet_path,
         routes=[
+            *inbox.routes(),
+            *Api(inbox).routes(),
             Route(settings.applet_path, applet),
             Route(settings.applet_path + "/{token}", applet),
             Route("/exotel/webhook", webhook, methods=["POST"]),

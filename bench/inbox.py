@@ -1,0 +1,204 @@
+"""Time the inbox's searches and overview on a generated database of 1,000,000 messages.
+
+    python bench/inbox.py                       # SQLite, in bench/.data/inbox-1000000.db
+    python bench/inbox.py --database postgresql://postgres@127.0.0.1/test_inbox_bench
+    python bench/inbox.py --messages 100000     # a smaller database
+
+The database is generated once (the triggers that keep full-text search and conversations
+run for every row, as in production) and reused. Each query runs 7 times; the median and the
+worst are printed, and written to bench/results/ with --save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from exosms.inbox.queries import Filters, InboxQueries
+from exosms.store import open_store
+from exosms.store.migrate import upgrade
+from exosms.store.urls import parse_database_url
+
+HERE = Path(__file__).resolve().parent
+DAYS = 30
+WORDS = (
+    "price order status help delivery refund cancel address time open today kal aaj"
+    " please thanks when where size colour payment upi cash return exchange"
+).split()
+KEYWORDS = ["PRICE", "ORDER", "STATUS", "HELP", "STOP", "START", "MENU", "HI", "BAL", "OTP"]
+HINDI = ["नमस्ते", "कीमत क्या है", "ऑर्डर की स्थिति", "धन्यवाद", "मदद चाहिए"]
+OUTCOMES = [
+    ("replied", 0.80),
+    ("no_reply", 0.10),
+    ("suppressed", 0.05),
+    ("fallback_timeout", 0.02),
+    ("fallback_error", 0.01),
+    ("dlt_refused", 0.015),
+    ("too_long", 0.005),
+]
+
+
+def _body(rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.55:
+        return f"{rng.choice(KEYWORDS)} {rng.randint(1000, 99999)}"
+    if roll < 0.65:
+        return rng.choice(HINDI)
+    words = rng.choices(WORDS, k=rng.randint(2, 12))
+    return " ".join(words).capitalize() + rng.choice(["?", ".", "!", ""])
+
+
+def _rows(count: int, seed: int = 7) -> Any:
+    rng = random.Random(seed)
+    now = time.time()
+    start = now - DAYS * 86400
+    step = DAYS * 86400 / count
+    senders = [f"+9198{rng.randint(10000000, 99999999)}" for _ in range(50_000)]
+    names, weights = zip(*OUTCOMES, strict=True)
+    for i in range(count):
+        received = start + i * step + rng.random() * step
+        outcome = rng.choices(names, weights)[0]
+        body = _body(rng)
+        keyword = body.split(" ", 1)[0].lower()
+        rule = f"keyword:{keyword}" if keyword.upper() in KEYWORDS else "default"
+        reply = None
+        if outcome in ("replied", "fallback_timeout", "fallback_error", "dlt_refused"):
+            reply = f"Dear customer, your request {i} is noted. Call 1800-123-456 for help."
+        sender = senders[min(int(rng.paretovariate(1.2)) - 1, len(senders) - 1) * 7 % len(senders)]
+        handler_ms = rng.lognormvariate(1.0, 0.8)
+        yield {
+            "sms_sid": f"bench{i:09d}",
+            "sender": sender,
+            "sender_raw": "0" + sender[3:],
+            "recipient": "+918041000000",
+            "recipient_raw": "08041000000",
+            "body": body,
+            "query": f"SmsSid=bench{i:09d}&From=0{sender[3:]}&To=08041000000&Body=...",
+            "date_raw": "2026-11-26 10:00:00",
+            "exotel_date": received,
+            "received_at": received,
+            "method": "GET",
+            "state": "done",
+            "reply": reply,
+            "rule": None if outcome in ("no_reply", "suppressed") else rule,
+            "outcome": outcome,
+            "handler_ms": handler_ms,
+            "answered_at": received + (handler_ms + rng.random() * 3) / 1000,
+            "fetch_count": 2,
+            "reply_encoding": "GSM-7" if reply else None,
+            "reply_units": len(reply) if reply else None,
+            "reply_parts": 1 if reply else None,
+            "dlt_template_id": "1107160000000000001" if reply and outcome == "replied" else None,
+            "dlt_reason": "differs at character 5" if outcome == "dlt_refused" else None,
+            "guard": "rate_limited" if outcome == "suppressed" else None,
+        }
+
+
+async def generate(url: str, count: int) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from exosms.store.schema import messages
+
+    await asyncio.to_thread(upgrade, url)
+    engine = create_async_engine(parse_database_url(url).async_url)
+    async with engine.begin() as conn:
+        have = (await conn.execute(sa.select(sa.func.count()).select_from(messages))).scalar_one()
+    if have >= count:
+        await engine.dispose()
+        return
+    print(f"generating {count:,} messages (once) ...", file=sys.stderr)
+    started = time.perf_counter()
+    batch: list[dict[str, Any]] = []
+    async with engine.begin() as conn:
+        await conn.execute(sa.delete(messages))
+        await conn.execute(sa.text("DELETE FROM conversations"))
+        for row in _rows(count):
+            batch.append(row)
+            if len(batch) == 10_000:
+                await conn.execute(sa.insert(messages), batch)
+                batch = []
+        if batch:
+            await conn.execute(sa.insert(messages), batch)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("ANALYZE"))
+    await engine.dispose()
+    print(f"generated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+async def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
+    store = open_store(url)
+    await store.open()
+    inbox: InboxQueries = store.inbox
+    week_ago = time.time() - 7 * 86400
+    first_page = await inbox.search(Filters())
+    deep = first_page[-1].id - 500_000 if first_page else None
+    some_sender = first_page[0].sender if first_page else ""
+    cases: dict[str, Any] = {
+        "conversations, page 1": lambda: inbox.conversations(),
+        "conversations, deep page": lambda: inbox.conversations(before=deep),
+        "thread of a busy sender": lambda: inbox.thread(some_sender),
+        "all messages, page 1": lambda: inbox.search(Filters()),
+        "all messages, deep page": lambda: inbox.search(Filters(), before=deep),
+        "text: common word (price)": lambda: inbox.search(Filters(text="price")),
+        "text: prefix (refu)": lambda: inbox.search(Filters(text="refu")),
+        "text: two words": lambda: inbox.search(Filters(text="order status")),
+        "text: Hindi (कीमत)": lambda: inbox.search(Filters(text="कीमत")),
+        "text: no match": lambda: inbox.search(Filters(text="zzzqqq")),
+        "number (full)": lambda: inbox.search(Filters(number=some_sender)),
+        "number (some digits)": lambda: inbox.search(Filters(number="98765")),
+        "outcome: dlt_refused": lambda: inbox.search(Filters(outcome="dlt_refused")),
+        "rule: keyword:stop": lambda: inbox.search(Filters(rule="keyword:stop")),
+        "DLT: warned": lambda: inbox.search(Filters(dlt="refused")),
+        "last 7 days + outcome + text": lambda: inbox.search(
+            Filters(text="help", since=week_ago, outcome="replied")
+        ),
+        "overview (7 days, uncached)": lambda: inbox.stats(max_age=0),
+    }
+    results: dict[str, dict[str, float]] = {}
+    for name, run in cases.items():
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            await run()
+            times.append((time.perf_counter() - started) * 1000)
+        results[name] = {"median_ms": statistics.median(times), "max_ms": max(times)}
+        print(f"{name:34s} median {statistics.median(times):8.1f} ms   worst {max(times):8.1f} ms")
+    await store.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--database", help="a database URL (default: a SQLite file in bench/)")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--save", action="store_true", help="write bench/results/")
+    args = parser.parse_args()
+    url = args.database
+    if url is None:
+        data = HERE / ".data"
+        data.mkdir(exist_ok=True)
+        url = f"sqlite:///{data / f'inbox-{args.messages}.db'}"
+    asyncio.run(generate(url, args.messages))
+    results = asyncio.run(measure(url, args.runs))
+    if args.save:
+        kind = "postgres" if url.startswith("postgres") else "sqlite"
+        stamp = time.strftime("%Y-%m-%d-%H%M")
+        out = HERE / "results" / f"{stamp}-inbox-{kind}.json"
+        out.write_text(
+            json.dumps({"messages": args.messages, "database": kind, "results": results}, indent=2)
+        )
+        print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,530 @@
+"""What the inbox and its API read: conversations, threads, search, export and statistics.
+
+Every query is keyset-paginated (``before`` an id) so that page 1,000 costs what page 1 does.
+Text search uses SQLite FTS5 or PostgreSQL full-text search (see migration 0007).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exosms.store.base import StoredMessage, StoreUnavailable
+from exosms.store.schema import MESSAGE_COLUMNS
+
+COLUMNS = ", ".join(f"m.{name}" for name in MESSAGE_COLUMNS)
+OUTCOMES = (
+    "replied",
+    "no_reply",
+    "suppressed",
+    "fallback_timeout",
+    "fallback_error",
+    "dlt_refused",
+    "too_long",
+    "pending",
+)
+DLT_VERDICTS = ("matched", "warned", "refused", "unchecked")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """A search of the messages table. Empty fields do not filter."""
+
+    text: str = ""
+    number: str = ""  # a full number (normalised) or some of its digits
+    since: float | None = None  # epoch seconds, inclusive
+    until: float | None = None  # epoch seconds, exclusive
+    outcome: str = ""  # one of OUTCOMES
+    rule: str = ""
+    dlt: str = ""  # one of DLT_VERDICTS
+
+    @property
+    def is_empty(self) -> bool:
+        return self == Filters()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What Exotel's send API did with a reply sent through it (the outbox row)."""
+
+    status: str
+    delivery_status: str | None
+    detailed_status: str | None
+    exotel_sid: str | None
+    attempts: int
+    last_error: str | None
+    sent_at: float | None
+    sms_units: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    sender: str
+    recipient: str
+    last_message_id: int
+    last_at: float
+    message_count: int
+    unread: bool
+    body: str
+    reply: str | None
+    outcome: str | None
+    guard: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The overview: the last ``days`` days, in hours of the display time zone."""
+
+    since: float
+    hours: list[float]  # the start of each hour, epoch seconds
+    per_hour: dict[str, list[int]]  # outcome -> count in each hour
+    outcomes: dict[str, int]
+    latency_ms: dict[str, float | None]  # p50, p90, p99 of receipt-to-answer time
+    handler_ms: dict[str, float | None]
+    top_keywords: list[tuple[str, int]]
+    top_rules: list[tuple[str, int]]
+    total: int
+    computed_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def search_terms(text_: str) -> list[str]:
+    """The words of a search box: letters, digits and combining marks (Devanagari's vowel
+    signs belong to their word), lower-cased; everything else separates words."""
+    words: list[str] = []
+    current: list[str] = []
+    for char in text_:
+        if unicodedata.category(char)[0] in "LNM":
+            current.append(char)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    return [word.lower() for word in words[:16]]
+
+
+def _digits(number: str) -> str:
+    return "".join(char for char in number if char.isdigit())
+
+
+class InboxQueries:
+    """Read-mostly queries for the inbox, over the store's async SQLAlchemy engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._stats_cache: tuple[float, tuple[int, float], Stats] | None = None
+        self._stats_lock = asyncio.Lock()
+
+    async def _all(self, sql: str, **params: Any) -> Sequence[Any]:
+        try:
+            async with self.engine.connect() as conn:
+                return (await conn.execute(text(sql), params)).all()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+
+    async def _write(self, sql: str, **params: Any) -> int:
+        try:
+            async with self.engine.begin() as conn:
+                return (await conn.execute(text(sql), params)).rowcount
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+
+    # -- conversations ------------------------------------------------------------------
+
+    async def latest_id(self) -> int:
+        rows = await self._all("SELECT COALESCE(MAX(id), 0) FROM messages")
+        return int(rows[0][0])
+
+    async def conversations(
+        self, *, before: int | None = None, limit: int = 50, number: str = ""
+    ) -> list[Conversation]:
+        where = ["c.last_message_id < :before"] if before else []
+        params: dict[str, Any] = {"before": before, "limit": limit}
+        if number:
+            where.append("c.sender LIKE :number")
+            params["number"] = f"%{_digits(number) or number}%"
+        sql = (
+            "SELECT c.sender, c.recipient, c.last_message_id, c.last_at, c.message_count,"
+            " c.read_id, m.body, m.reply, m.outcome, m.guard FROM conversations c"
+            " LEFT JOIN messages m ON m.id = c.last_message_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY c.last_message_id DESC LIMIT :limit"
+        )
+        return [
+            Conversation(
+                sender=row[0],
+                recipient=row[1],
+                last_message_id=row[2],
+                last_at=row[3],
+                message_count=row[4],
+                unread=row[2] > row[5],
+                body=row[6] if row[6] is not None else "",
+                reply=row[7],
+                outcome=row[8],
+                guard=row[9],
+            )
+            for row in await self._all(sql, **params)
+        ]
+
+    async def conversation(self, sender: str) -> Conversation | None:
+        rows = await self._all(
+            "SELECT c.sender, c.recipient, c.last_message_id, c.last_at, c.message_count,"
+            " c.read_id, m.body, m.reply, m.outcome, m.guard FROM conversations c"
+            " LEFT JOIN messages m ON m.id = c.last_message_id WHERE c.sender = :sender",
+            sender=sender,
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Conversation(
+            row[0], row[1], row[2], row[3], row[4], row[2] > row[5], row[6] or "", *row[7:]
+        )
+
+    async def thread(
+        self, sender: str, *, before: int | None = None, limit: int = 100
+    ) -> list[tuple[StoredMessage, Delivery | None]]:
+        """The sender's messages, newest first, each with its API delivery when there is one."""
+        sql = (
+            f"SELECT {COLUMNS}, o.status, o.delivery_status, o.detailed_status, o.exotel_sid,"
+            " o.attempts, o.last_error, o.sent_at, o.sms_units FROM messages m"
+            " LEFT JOIN outbox o ON o.message_sid = m.sms_sid WHERE m.sender = :sender"
+            + (
+                " AND (m.received_at < :before_at"
+                " OR (m.received_at = :before_at AND m.id < :before))"
+                if before
+                else ""
+            )
+            + " ORDER BY m.received_at DESC, m.id DESC LIMIT :limit"
+        )
+        before_at = await self._received_at(before) if before else None
+        rows = await self._all(sql, sender=sender, before=before, before_at=before_at, limit=limit)
+        width = len(MESSAGE_COLUMNS)
+        return [(StoredMessage(*row[:width]), _delivery(row[width:])) for row in rows]
+
+    async def mark_read(self, sender: str, upto: int) -> None:
+        await self._write(
+            "UPDATE conversations SET read_id = :upto WHERE sender = :sender AND read_id < :upto",
+            sender=sender,
+            upto=upto,
+        )
+
+    async def unread_count(self) -> int:
+        rows = await self._all("SELECT COUNT(*) FROM conversations WHERE last_message_id > read_id")
+        return int(rows[0][0])
+
+    # -- one message ----------------------------------------------------------------------
+
+    async def message(self, message_id: int) -> tuple[StoredMessage, Delivery | None] | None:
+        rows = await self._all(
+            f"SELECT {COLUMNS}, o.status, o.delivery_status, o.detailed_status, o.exotel_sid,"
+            " o.attempts, o.last_error, o.sent_at, o.sms_units FROM messages m"
+            " LEFT JOIN outbox o ON o.message_sid = m.sms_sid WHERE m.id = :id",
+            id=message_id,
+        )
+        if not rows:
+            return None
+        width = len(MESSAGE_COLUMNS)
+        return StoredMessage(*rows[0][:width]), _delivery(rows[0][width:])
+
+    async def delivery_events(self, exotel_sid: str) -> list[tuple[float, str | None, str]]:
+        rows = await self._all(
+            "SELECT received_at, status, payload FROM delivery_events"
+            " WHERE exotel_sid = :sid ORDER BY id",
+            sid=exotel_sid,
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    # -- search -------------------------------------------------------------------------
+
+    def _where(self, filters: Filters) -> tuple[str, str, dict[str, Any]]:
+        """(FROM clause, WHERE clause, parameters) for ``filters``."""
+        source = "messages m"
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        terms = search_terms(filters.text)
+        if terms:
+            if self.postgres:
+                clauses.append(
+                    "to_tsvector('simple', m.body || ' ' || coalesce(m.reply, ''))"
+                    " @@ to_tsquery('simple', :tsquery)"
+                )
+                params["tsquery"] = " & ".join(f"'{term}':*" for term in terms)
+            else:
+                source = "messages_fts f JOIN messages m ON m.id = f.rowid"
+                clauses.append("messages_fts MATCH :match")
+                params["match"] = " ".join(f'"{term}"*' for term in terms)
+        elif filters.text.strip():
+            clauses.append("1 = 0")  # only punctuation: nothing can match
+        if filters.number:
+            from exosms.numbers import normalise
+
+            full = normalise(filters.number)
+            if full.startswith("+") and len(_digits(full)) >= 10:
+                clauses.append("m.sender = :sender")
+                params["sender"] = full
+            else:
+                # Some digits: look among the conversations (one row per sender), not messages.
+                clauses.append(
+                    "m.sender IN (SELECT sender FROM conversations WHERE sender LIKE :sender_like)"
+                )
+                params["sender_like"] = f"%{_digits(filters.number) or filters.number}%"
+        if filters.since is not None:
+            clauses.append("m.received_at >= :since")
+            params["since"] = filters.since
+        if filters.until is not None:
+            clauses.append("m.received_at < :until")
+            params["until"] = filters.until
+        if filters.outcome == "pending":
+            clauses.append("m.state = 'pending'")
+        elif filters.outcome:
+            clauses.append("m.outcome = :outcome")
+            params["outcome"] = filters.outcome
+        if filters.rule:
+            clauses.append("m.rule = :rule")
+            params["rule"] = filters.rule
+        if filters.dlt == "matched":
+            clauses.append("m.dlt_template_id IS NOT NULL")
+        elif filters.dlt == "refused":
+            clauses.append("m.outcome = 'dlt_refused'")
+        elif filters.dlt == "warned":
+            clauses.append(
+                "m.dlt_template_id IS NULL AND m.dlt_reason IS NOT NULL"
+                " AND m.outcome != 'dlt_refused'"
+            )
+        elif filters.dlt == "unchecked":
+            clauses.append(
+                "m.reply IS NOT NULL AND m.dlt_reason IS NULL AND m.dlt_template_id IS NULL"
+            )
+        return source, " AND ".join(clauses) or "1 = 1", params
+
+    async def search(
+        self, filters: Filters, *, before: int | None = None, limit: int = 50
+    ) -> list[StoredMessage]:
+        """Messages ``filters`` selects, newest first, older than message ``before``.
+
+        A text search walks the full-text index in id order; any other search walks an index
+        that ends in received_at (sender, outcome, rule or time), so it is newest by time.
+        """
+        source, where, params = self._where(filters)
+        if source.startswith("messages_fts"):
+            if before:
+                where += " AND f.rowid < :before"
+                params["before"] = before
+            order = "f.rowid DESC"
+        else:
+            if before:
+                where += (
+                    " AND (m.received_at < :before_at"
+                    " OR (m.received_at = :before_at AND m.id < :before))"
+                )
+                params["before"] = before
+                params["before_at"] = await self._received_at(before)
+            order = "m.received_at DESC, m.id DESC"
+        sql = f"SELECT {COLUMNS} FROM {source} WHERE {where} ORDER BY {order} LIMIT :limit"
+        rows = await self._all(sql, limit=limit, **params)
+        return [StoredMessage(*row) for row in rows]
+
+    async def _received_at(self, message_id: int) -> float:
+        rows = await self._all("SELECT received_at FROM messages WHERE id = :id", id=message_id)
+        if rows:
+            return float(rows[0][0])
+        # A pruned message: continue from the next older id still stored.
+        rows = await self._all(
+            "SELECT received_at FROM messages WHERE id < :id ORDER BY id DESC LIMIT 1",
+            id=message_id,
+        )
+        return float(rows[0][0]) + 1e-6 if rows else float("-inf")
+
+    async def stream(self, filters: Filters, *, chunk: int = 1000) -> AsyncIterator[StoredMessage]:
+        """Every message ``filters`` selects, newest first, ``chunk`` rows per query."""
+        before: int | None = None
+        while True:
+            rows = await self.search(filters, before=before, limit=chunk)
+            for row in rows:
+                yield row
+            if len(rows) < chunk:
+                return
+            before = rows[-1].id
+
+    async def rules(self) -> list[str]:
+        rows = await self._all(
+            "SELECT DISTINCT rule FROM messages WHERE rule IS NOT NULL ORDER BY rule LIMIT 500"
+        )
+        return [row[0] for row in rows]
+
+    # -- statistics ---------------------------------------------------------------------
+
+    async def stats(
+        self, *, days: int = 7, utc_offset: float = 0.0, max_age: float = 30.0
+    ) -> Stats:
+        """The overview, computed at most once per ``max_age`` seconds per process."""
+        now = time.time()
+        key = (days, utc_offset)
+        cached = self._stats_cache
+        if cached is not None and cached[1] == key and now - cached[0] < max_age:
+            return cached[2]
+        async with self._stats_lock:
+            cached = self._stats_cache
+            if cached is not None and cached[1] == key and time.time() - cached[0] < max_age:
+                return cached[2]
+            stats = await self._compute_stats(days, utc_offset)
+            self._stats_cache = (time.time(), key, stats)
+            return stats
+
+    async def _compute_stats(self, days: int, utc_offset: float) -> Stats:
+        started = time.perf_counter()
+        now = time.time()
+        # Whole hours of the display zone (India is UTC+5:30: its hours start at :30 UTC).
+        this_hour = (now + utc_offset) // 3600 * 3600 - utc_offset
+        first = this_hour - (days * 24 - 1) * 3600
+        hours = [first + 3600 * i for i in range(days * 24)]
+        params = {"since": first, "offset": utc_offset}
+        bucket = (
+            "CAST(FLOOR((received_at + :offset) / 3600) AS BIGINT)"
+            if self.postgres
+            else "CAST((received_at + :offset) / 3600 AS INTEGER)"
+        )
+        hourly = await self._all(
+            f"SELECT {bucket} AS h, COALESCE(outcome, 'pending'), COUNT(*) FROM messages"
+            " WHERE received_at >= :since GROUP BY 1, 2",
+            **params,
+        )
+        per_hour: dict[str, list[int]] = {}
+        outcomes: dict[str, int] = {}
+        base = int((first + utc_offset) // 3600)
+        for hour, outcome, count in hourly:
+            index = int(hour) - base
+            if 0 <= index < len(hours):
+                per_hour.setdefault(outcome, [0] * len(hours))[index] += count
+                outcomes[outcome] = outcomes.get(outcome, 0) + count
+        latency_sql = (
+            "SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY"
+            " (answered_at - received_at) * 1000), percentile_cont(ARRAY[0.5, 0.9, 0.99])"
+            " WITHIN GROUP (ORDER BY handler_ms) FROM messages"
+            " WHERE received_at >= :since AND answered_at IS NOT NULL"
+        )
+        if self.postgres:
+            row = (await self._all(latency_sql, since=first))[0]
+            latency = _named(row[0])
+            handler = _named(row[1])
+        else:
+            values = await self._all(
+                "SELECT (answered_at - received_at) * 1000, handler_ms FROM messages"
+                " WHERE received_at >= :since AND answered_at IS NOT NULL",
+                since=first,
+            )
+            latency = _percentiles(sorted(value[0] for value in values))
+            handler = _percentiles(sorted(value[1] for value in values if value[1] is not None))
+        word = (
+            "upper(split_part(btrim(body), ' ', 1))"
+            if self.postgres
+            else "upper(CASE WHEN instr(trim(body), ' ') > 0"
+            " THEN substr(trim(body), 1, instr(trim(body), ' ') - 1) ELSE trim(body) END)"
+        )
+        keywords = await self._all(
+            f"SELECT {word} AS w, COUNT(*) AS n FROM messages WHERE received_at >= :since"
+            " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+            since=first,
+        )
+        top_rules = await self._all(
+            "SELECT rule, COUNT(*) FROM messages WHERE received_at >= :since"
+            " AND rule IS NOT NULL GROUP BY rule ORDER BY 2 DESC, 1 LIMIT 10",
+            since=first,
+        )
+        return Stats(
+            since=first,
+            hours=hours,
+            per_hour=per_hour,
+            outcomes=outcomes,
+            latency_ms=latency,
+            handler_ms=handler,
+            top_keywords=[(str(w), int(n)) for w, n in keywords if w],
+            top_rules=[(str(r), int(n)) for r, n in top_rules],
+            total=sum(outcomes.values()),
+            computed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def is_opted_out(self, sender: str, recipient: str) -> bool:
+        rows = await self._all(
+            "SELECT 1 FROM optouts WHERE sender = :sender AND recipient IN (:recipient, '*')",
+            sender=sender,
+            recipient=recipient,
+        )
+        return bool(rows)
+
+    # -- login sessions -----------------------------------------------------------------
+
+    async def create_session(self, token: str, csrf: str, ttl: float) -> None:
+        now = time.time()
+        await self._write(
+            "DELETE FROM web_sessions WHERE expires_at < :now", now=now
+        )  # tidy as we go
+        await self._write(
+            "INSERT INTO web_sessions (id, csrf, created_at, expires_at)"
+            " VALUES (:id, :csrf, :now, :expires)",
+            id=_session_id(token),
+            csrf=csrf,
+            now=now,
+            expires=now + ttl,
+        )
+
+    async def session_csrf(self, token: str) -> str | None:
+        """The CSRF token of a live login session, or ``None``."""
+        rows = await self._all(
+            "SELECT csrf FROM web_sessions WHERE id = :id AND expires_at > :now",
+            id=_session_id(token),
+            now=time.time(),
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def end_session(self, token: str) -> None:
+        await self._write("DELETE FROM web_sessions WHERE id = :id", id=_session_id(token))
+
+    async def end_all_sessions(self) -> int:
+        return await self._write("DELETE FROM web_sessions")
+
+
+def _session_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _delivery(row: Sequence[Any]) -> Delivery | None:
+    if row[0] is None:
+        return None
+    return Delivery(
+        status=row[0],
+        delivery_status=row[1],
+        detailed_status=row[2],
+        exotel_sid=row[3],
+        attempts=row[4],
+        last_error=row[5],
+        sent_at=row[6],
+        sms_units=row[7],
+    )
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p90": None, "p99": None}
+    last = len(values) - 1
+    return {
+        name: float(values[min(last, round(q * last))])
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+    }
+
+
+def _named(values: Sequence[float] | None) -> dict[str, float | None]:
+    if not values or values[0] is None:
+        return {"p50": None, "p90": None, "p99": None}
+    return {"p50": float(values[0]), "p90": float(values[1]), "p99": float(values[2])}
