@@ -195,7 +195,7 @@ class Api:
     async def openapi(self, request: Request) -> Response:
         if self.inbox.signer is None:
             return _error(404, "the API is off: set an admin password with `exosms password`")
-        return _ok(openapi_document())
+        return _ok(openapi_document(self.inbox.settings.max_body_chars))
 
     def routes(self) -> list[BaseRoute]:
         g = self.guarded
@@ -224,7 +224,7 @@ _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         return {
             "name": name,
@@ -234,6 +234,8 @@ def openapi_document() -> dict[str, Any]:
             "schema": schema,
         }
 
+    # Empty values do not filter (HTML forms send every field).
+    day = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
     filters = [
         query(
             "q",
@@ -248,15 +250,15 @@ def openapi_document() -> dict[str, Any]:
         query(
             "from",
             "First day (YYYY-MM-DD, display time zone).",
-            {"type": "string", "format": "date"},
+            day,
         ),
-        query("to", "Last day, included (YYYY-MM-DD).", {"type": "string", "format": "date"}),
+        query("to", "Last day, included (YYYY-MM-DD).", day),
         query(
-            "outcome", "How the message was answered.", {"type": "string", "enum": list(OUTCOMES)}
+            "outcome", "How the message was answered.", {"type": "string", "enum": ["", *OUTCOMES]}
         ),
         query("rule", "The rule that answered.", {"type": "string", "maxLength": 200}),
         query(
-            "dlt", "The DLT verdict of the reply.", {"type": "string", "enum": list(DLT_VERDICTS)}
+            "dlt", "The DLT verdict of the reply.", {"type": "string", "enum": ["", *DLT_VERDICTS]}
         ),
     ]
     page = [
@@ -421,7 +423,7 @@ def openapi_document() -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["body"],
                                     "properties": {
-                                        "body": {"type": "string", "maxLength": 1600},
+                                        "body": {"type": "string", "maxLength": max_body_chars},
                                         "from": {"type": "string", "minLength": 1, "maxLength": 64},
                                         "to": {"type": "string", "minLength": 1, "maxLength": 64},
                                     },

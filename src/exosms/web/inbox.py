@@ -79,6 +79,8 @@ def parse_filters(params: QueryParams | FormData, zone: ZoneInfo) -> Filters:
     includes its whole day."""
 
     def get(name: str) -> str:
+        if len(params.getlist(name)) > 1:
+            raise BadFilter(f"{name}: given more than once")
         value = params.get(name)
         return value.strip() if isinstance(value, str) else ""
 
@@ -121,9 +123,11 @@ def parse_filters(params: QueryParams | FormData, zone: ZoneInfo) -> Filters:
 def parse_int(
     params: QueryParams, name: str, default: int | None, low: int, high: int
 ) -> int | None:
-    value = params.get(name, "")
-    if not value:
+    if name not in params:
         return default
+    if len(params.getlist(name)) > 1:
+        raise BadFilter(f"{name}: given more than once")
+    value = params[name]
     try:
         number = int(value)
     except ValueError:
