@@ -51,8 +51,13 @@ def login(base_url: str, password: str = PASSWORD) -> httpx.Client:
 def send_sms(base_url: str, sid: str, body: str, sender: str = "09876543210") -> str:
     answer = httpx.get(
         f"{base_url}/exotel/sms",
-        params={"SmsSid": sid, "From": sender, "To": "08041000000", "Date": "2026-11-26 10:00:00",
-                "Body": body},
+        params={
+            "SmsSid": sid,
+            "From": sender,
+            "To": "08041000000",
+            "Date": "2026-11-26 10:00:00",
+            "Body": body,
+        },
         timeout=30,
     )
     assert answer.status_code == 200, answer.text

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +35,15 @@ OUTCOMES = (
     "pending",
 )
 DLT_VERDICTS = ("matched", "warned", "refused", "unchecked")
+# The condition of the partial index ix_messages_problems (migration 0007).
+PROBLEMS = "m.outcome NOT IN ('replied', 'no_reply')"
 
 
 @dataclass(frozen=True, slots=True)
 class Filters:
     """A search of the messages table. Empty fields do not filter."""
 
-    text: str = ""
+    text: str = ""  # words of the message (prefixes match)
     number: str = ""  # a full number (normalised) or some of its digits
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
@@ -120,11 +124,19 @@ def _digits(number: str) -> str:
 class InboxQueries:
     """Read-mostly queries for the inbox, over the store's async SQLAlchemy engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, refresh: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """``refresh``, when given, brings search and conversations up to date (SQLite
+        indexes new messages in batches, off the request path); it runs before reads that
+        depend on them."""
         self.engine = engine
+        self._refresh = refresh
         self.postgres = engine.dialect.name == "postgresql"
         self._stats_cache: tuple[float, tuple[int, float], Stats] | None = None
         self._stats_lock = asyncio.Lock()
+        self._hours: dict[float, _Hour] = {}
+        self._hours_offset: float | None = None
 
     async def _all(self, sql: str, **params: Any) -> Sequence[Any]:
         try:
@@ -142,13 +154,19 @@ class InboxQueries:
 
     # -- conversations ------------------------------------------------------------------
 
+    async def refresh(self) -> None:
+        if self._refresh is not None:
+            await self._refresh()
+
     async def latest_id(self) -> int:
+        await self.refresh()
         rows = await self._all("SELECT COALESCE(MAX(id), 0) FROM messages")
         return int(rows[0][0])
 
     async def conversations(
         self, *, before: int | None = None, limit: int = 50, number: str = ""
     ) -> list[Conversation]:
+        await self.refresh()
         where = ["c.last_message_id < :before"] if before else []
         params: dict[str, Any] = {"before": before, "limit": limit}
         if number:
@@ -178,6 +196,7 @@ class InboxQueries:
         ]
 
     async def conversation(self, sender: str) -> Conversation | None:
+        await self.refresh()
         rows = await self._all(
             "SELECT c.sender, c.recipient, c.last_message_id, c.last_at, c.message_count,"
             " c.read_id, m.body, m.reply, m.outcome, m.guard FROM conversations c"
@@ -220,6 +239,7 @@ class InboxQueries:
         )
 
     async def unread_count(self) -> int:
+        await self.refresh()
         rows = await self._all("SELECT COUNT(*) FROM conversations WHERE last_message_id > read_id")
         return int(rows[0][0])
 
@@ -255,10 +275,7 @@ class InboxQueries:
         terms = search_terms(filters.text)
         if terms:
             if self.postgres:
-                clauses.append(
-                    "to_tsvector('simple', m.body || ' ' || coalesce(m.reply, ''))"
-                    " @@ to_tsquery('simple', :tsquery)"
-                )
+                clauses.append("to_tsvector('simple', m.body) @@ to_tsquery('simple', :tsquery)")
                 params["tsquery"] = " & ".join(f"'{term}':*" for term in terms)
             else:
                 source = "messages_fts f JOIN messages m ON m.id = f.rowid"
@@ -290,13 +307,15 @@ class InboxQueries:
         elif filters.outcome:
             clauses.append("m.outcome = :outcome")
             params["outcome"] = filters.outcome
+            if filters.outcome not in ("replied", "no_reply"):
+                clauses.append(PROBLEMS)  # the partial index's own words: the planner uses it
         if filters.rule:
             clauses.append("m.rule = :rule")
             params["rule"] = filters.rule
         if filters.dlt == "matched":
             clauses.append("m.dlt_template_id IS NOT NULL")
         elif filters.dlt == "refused":
-            clauses.append("m.outcome = 'dlt_refused'")
+            clauses.append(f"m.outcome = 'dlt_refused' AND {PROBLEMS}")
         elif filters.dlt == "warned":
             clauses.append(
                 "m.dlt_template_id IS NULL AND m.dlt_reason IS NOT NULL"
@@ -317,6 +336,8 @@ class InboxQueries:
         that ends in received_at (sender, outcome, rule or time), so it is newest by time.
         """
         source, where, params = self._where(filters)
+        if "conversations" in where or source.startswith("messages_fts"):
+            await self.refresh()
         if source.startswith("messages_fts"):
             if before:
                 where += " AND f.rowid < :before"
@@ -358,8 +379,11 @@ class InboxQueries:
             before = rows[-1].id
 
     async def rules(self) -> list[str]:
+        # A loose index scan: one seek in ix_messages_rule per distinct rule, not a full scan.
         rows = await self._all(
-            "SELECT DISTINCT rule FROM messages WHERE rule IS NOT NULL ORDER BY rule LIMIT 500"
+            "WITH RECURSIVE r(rule) AS (SELECT MIN(rule) FROM messages UNION ALL"
+            " SELECT (SELECT MIN(rule) FROM messages WHERE rule > r.rule) FROM r"
+            " WHERE r.rule IS NOT NULL) SELECT rule FROM r WHERE rule IS NOT NULL LIMIT 500"
         )
         return [row[0] for row in rows]
 
@@ -383,77 +407,74 @@ class InboxQueries:
             return stats
 
     async def _compute_stats(self, days: int, utc_offset: float) -> Stats:
+        """Hours that ended more than two hours ago are read once and kept (per process);
+        only the recent hours are read again. A million messages cost one slow first read."""
         started = time.perf_counter()
         now = time.time()
         # Whole hours of the display zone (India is UTC+5:30: its hours start at :30 UTC).
         this_hour = (now + utc_offset) // 3600 * 3600 - utc_offset
         first = this_hour - (days * 24 - 1) * 3600
         hours = [first + 3600 * i for i in range(days * 24)]
-        params = {"since": first, "offset": utc_offset}
+        if self._hours_offset != utc_offset:
+            self._hours = {}
+            self._hours_offset = utc_offset
+        settled = this_hour - 2 * 3600  # older hours no longer change (answers take seconds)
+        missing = [hour for hour in hours if hour not in self._hours or hour >= settled]
+        if missing:
+            fresh = await self._read_hours(min(missing), utc_offset)
+            for hour in missing:
+                self._hours[hour] = fresh.get(hour, _Hour())
+        for hour in [hour for hour in self._hours if hour < first]:
+            del self._hours[hour]
+        per_hour: dict[str, list[int]] = {}
+        outcomes: Counter[str] = Counter()
+        latency: Counter[int] = Counter()
+        handler: Counter[int] = Counter()
+        words: Counter[str] = Counter()
+        rules: Counter[str] = Counter()
+        for index, hour in enumerate(hours):
+            data = self._hours[hour]
+            for outcome, count in data.outcomes.items():
+                per_hour.setdefault(outcome, [0] * len(hours))[index] += count
+            outcomes.update(data.outcomes)
+            latency.update(data.latency)
+            handler.update(data.handler)
+            words.update(data.words)
+            rules.update(data.rules)
+        return Stats(
+            since=first,
+            hours=hours,
+            per_hour=per_hour,
+            outcomes=dict(outcomes),
+            latency_ms=_histogram_percentiles(latency),
+            handler_ms=_histogram_percentiles(handler),
+            top_keywords=sorted(words.items(), key=lambda item: (-item[1], item[0]))[:10],
+            top_rules=sorted(rules.items(), key=lambda item: (-item[1], item[0]))[:10],
+            total=sum(outcomes.values()),
+            computed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _read_hours(self, since: float, utc_offset: float) -> dict[float, _Hour]:
         bucket = (
             "CAST(FLOOR((received_at + :offset) / 3600) AS BIGINT)"
             if self.postgres
             else "CAST((received_at + :offset) / 3600 AS INTEGER)"
         )
-        hourly = await self._all(
-            f"SELECT {bucket} AS h, COALESCE(outcome, 'pending'), COUNT(*) FROM messages"
-            " WHERE received_at >= :since GROUP BY 1, 2",
-            **params,
-        )
-        per_hour: dict[str, list[int]] = {}
-        outcomes: dict[str, int] = {}
-        base = int((first + utc_offset) // 3600)
-        for hour, outcome, count in hourly:
-            index = int(hour) - base
-            if 0 <= index < len(hours):
-                per_hour.setdefault(outcome, [0] * len(hours))[index] += count
-                outcomes[outcome] = outcomes.get(outcome, 0) + count
-        latency_sql = (
-            "SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY"
-            " (answered_at - received_at) * 1000), percentile_cont(ARRAY[0.5, 0.9, 0.99])"
-            " WITHIN GROUP (ORDER BY handler_ms) FROM messages"
-            " WHERE received_at >= :since AND answered_at IS NOT NULL"
-        )
-        if self.postgres:
-            row = (await self._all(latency_sql, since=first))[0]
-            latency = _named(row[0])
-            handler = _named(row[1])
-        else:
-            values = await self._all(
-                "SELECT (answered_at - received_at) * 1000, handler_ms FROM messages"
-                " WHERE received_at >= :since AND answered_at IS NOT NULL",
-                since=first,
-            )
-            latency = _percentiles(sorted(value[0] for value in values))
-            handler = _percentiles(sorted(value[1] for value in values if value[1] is not None))
         word = (
             "upper(split_part(btrim(body), ' ', 1))"
             if self.postgres
             else "upper(CASE WHEN instr(trim(body), ' ') > 0"
             " THEN substr(trim(body), 1, instr(trim(body), ' ') - 1) ELSE trim(body) END)"
         )
-        keywords = await self._all(
-            f"SELECT {word} AS w, COUNT(*) AS n FROM messages WHERE received_at >= :since"
-            " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-            since=first,
+        rows = await self._all(
+            f"SELECT {bucket}, CASE WHEN state = 'done' THEN outcome ELSE 'pending' END,"
+            " (answered_at - received_at) * 1000, handler_ms, rule,"
+            f" {word} FROM messages WHERE received_at >= :since",
+            since=since,
+            offset=utc_offset,
         )
-        top_rules = await self._all(
-            "SELECT rule, COUNT(*) FROM messages WHERE received_at >= :since"
-            " AND rule IS NOT NULL GROUP BY rule ORDER BY 2 DESC, 1 LIMIT 10",
-            since=first,
-        )
-        return Stats(
-            since=first,
-            hours=hours,
-            per_hour=per_hour,
-            outcomes=outcomes,
-            latency_ms=latency,
-            handler_ms=handler,
-            top_keywords=[(str(w), int(n)) for w, n in keywords if w],
-            top_rules=[(str(r), int(n)) for r, n in top_rules],
-            total=sum(outcomes.values()),
-            computed_ms=(time.perf_counter() - started) * 1000,
-        )
+        # Counting a week of messages is CPU work: a thread, so answers keep flowing meanwhile.
+        return await asyncio.to_thread(_count_hours, rows, utc_offset)
 
     async def is_opted_out(self, sender: str, recipient: str) -> bool:
         rows = await self._all(
@@ -495,6 +516,61 @@ class InboxQueries:
         return await self._write("DELETE FROM web_sessions")
 
 
+@dataclass(slots=True)
+class _Hour:
+    """One hour of the overview: counts, latency histograms, first words and rules."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    latency: Counter[int] = field(default_factory=Counter)
+    handler: Counter[int] = field(default_factory=Counter)
+    words: Counter[str] = field(default_factory=Counter)
+    rules: Counter[str] = field(default_factory=Counter)
+
+
+_STEPS_PER_DOUBLING = 16  # histogram buckets grow by 2^(1/16): about 4% wide
+
+
+def _count_hours(rows: Sequence[Any], utc_offset: float) -> dict[float, _Hour]:
+    found: dict[float, _Hour] = {}
+    for bucket_value, outcome, latency, handler_ms, rule, first_word in rows:
+        hour = int(bucket_value) * 3600 - utc_offset
+        data = found.get(hour)
+        if data is None:
+            data = found[hour] = _Hour()
+        data.outcomes[outcome or "pending"] += 1
+        if latency is not None:
+            data.latency[_bucket(latency)] += 1
+        if handler_ms is not None:
+            data.handler[_bucket(handler_ms)] += 1
+        if rule is not None:
+            data.rules[rule] += 1
+        if first_word:
+            data.words[first_word[:40]] += 1
+    return found
+
+
+def _bucket(ms: float) -> int:
+    return round(math.log2(max(ms, 0.001)) * _STEPS_PER_DOUBLING)
+
+
+def _histogram_percentiles(histogram: Counter[int]) -> dict[str, float | None]:
+    """p50, p90 and p99 from a histogram of :func:`_bucket` values (within about 2%)."""
+    total = sum(histogram.values())
+    result: dict[str, float | None] = {"p50": None, "p90": None, "p99": None}
+    if not total:
+        return result
+    ordered = sorted(histogram.items())
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        rank = q * total
+        seen = 0
+        for bucket, count in ordered:
+            seen += count
+            if seen >= rank:
+                result[name] = round(2 ** (bucket / _STEPS_PER_DOUBLING), 3)
+                break
+    return result
+
+
 def _session_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -512,19 +588,3 @@ def _delivery(row: Sequence[Any]) -> Delivery | None:
         sent_at=row[6],
         sms_units=row[7],
     )
-
-
-def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p90": None, "p99": None}
-    last = len(values) - 1
-    return {
-        name: float(values[min(last, round(q * last))])
-        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
-    }
-
-
-def _named(values: Sequence[float] | None) -> dict[str, float | None]:
-    if not values or values[0] is None:
-        return {"p50": None, "p90": None, "p99": None}
-    return {"p50": float(values[0]), "p90": float(values[1]), "p99": float(values[2])}

@@ -51,8 +51,8 @@ messages = Table(
     Column("late_reply", Text),  # sent through the API after the deadline
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_sender", "sender", "received_at"),
-    Index("ix_messages_outcome", "outcome", "received_at"),
     Index("ix_messages_rule", "rule", "received_at"),
+    # and ix_messages_problems (outcome, received_at) for the rare outcomes (migration 0007)
 )
 # Also on messages (migration 0007): SQLite keeps the FTS5 table messages_fts in step by
 # trigger; PostgreSQL has a GIN index on to_tsvector('simple', body || ' ' || reply).

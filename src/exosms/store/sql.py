@@ -196,7 +196,19 @@ class SqlReader:
                 async with self.engine.begin() as conn:
                     ids = list((await conn.execute(oldest)).scalars())
                     if ids:
+                        gone = (
+                            select(messages.c.sender, func.count())
+                            .where(messages.c.id.in_(ids))
+                            .group_by(messages.c.sender)
+                        )
+                        counts = (await conn.execute(gone)).all()
                         await conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+                        for sender, count in counts:
+                            await conn.execute(
+                                update(conversations)
+                                .where(conversations.c.sender == sender)
+                                .values(message_count=conversations.c.message_count - count)
+                            )
                 total += len(ids)
                 if len(ids) < batch:
                     break
@@ -267,6 +279,7 @@ class SqlBackedStore:
         return await self._reader.templates_version()
 
     async def prune(self, before: float, batch: int = 1000) -> int:
+        await self.inbox.refresh()  # conversations count every message before some go
         return await self._reader.prune(before, batch)
 
     async def record_late_reply(self, sms_sid: str, text: str) -> None:

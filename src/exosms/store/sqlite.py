@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from exosms.guards import ONE_DAY, OPT_IN, OPT_OUT, TEN_MINUTES, GuardQuery, GuardState
+from exosms.inbox.queries import InboxQueries
 from exosms.store.base import (
     Claim,
     ClaimStatus,
@@ -154,6 +155,60 @@ _FETCHED_MANY = (
 )
 
 
+INDEX_BATCH = 1000  # messages per indexing step: a few milliseconds of the writer's time
+INDEX_INTERVAL = 0.2  # seconds between indexing steps
+_UPSERT_CONVERSATION = (
+    "INSERT INTO conversations (sender, recipient, last_message_id, last_at, message_count,"
+    " read_id) VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (sender) DO UPDATE SET"
+    " recipient = excluded.recipient, last_message_id = excluded.last_message_id,"
+    " last_at = excluded.last_at,"
+    " message_count = conversations.message_count + excluded.message_count"
+)
+
+
+def index_inbox(conn: sqlite3.Connection, limit: int = INDEX_BATCH) -> int:
+    """Add the messages stored since the last call to full-text search and to conversations.
+
+    Runs inside the writer's transaction (so two processes never index the same rows).
+    Returns how many messages it added: fewer than ``limit`` means it has caught up.
+    """
+    mark = conn.execute("SELECT id FROM inbox_indexed").fetchone()[0]
+    rows = conn.execute(
+        "SELECT id, sender, recipient, received_at, body FROM messages WHERE id > ?"
+        " ORDER BY id LIMIT ?",
+        (mark, limit),
+    ).fetchall()
+    if not rows:
+        return 0
+    conn.executemany(
+        "INSERT INTO messages_fts (rowid, body) VALUES (?, ?)", [(r[0], r[4]) for r in rows]
+    )
+    latest: dict[str, list[Any]] = {}
+    for message_id, sender, recipient, received_at, _ in rows:
+        entry = latest.get(sender)
+        if entry is None:
+            latest[sender] = [recipient, message_id, received_at, 1]
+        else:
+            entry[0:3] = [recipient, message_id, received_at]
+            entry[3] += 1
+    conn.executemany(
+        _UPSERT_CONVERSATION,
+        [(sender, *entry) for sender, entry in latest.items()],
+    )
+    conn.execute("UPDATE inbox_indexed SET id = ?", (rows[-1][0],))
+    return len(rows)
+
+
+def _index_all(conn: sqlite3.Connection) -> int:
+    total = 0
+    for _ in range(20):  # at most 20,000 rows per call: the rest at the next one
+        added = index_inbox(conn)
+        total += added
+        if added < INDEX_BATCH:
+            break
+    return total
+
+
 @dataclass(slots=True)
 class _Write:
     work: Callable[..., Any]
@@ -282,16 +337,41 @@ class SqliteStore(SqlBackedStore):
         self.path = url.sqlite_path
         self._writer = GroupCommitWriter(str(self.path))
         self._fetches: dict[str, tuple[int, float]] = {}
+        self._indexer: asyncio.Task[None] | None = None
         engine = create_async_engine(url.async_url)
         event.listen(engine.sync_engine, "connect", lambda conn, _: configure_connection(conn))
         self._reader = SqlReader(engine)
 
     async def open(self) -> None:
         await asyncio.to_thread(self._writer.start)
+        self._indexer = asyncio.create_task(self._index_forever())
 
     async def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._indexer
+            self._indexer = None
         await asyncio.to_thread(self._writer.stop)
         await self._reader.engine.dispose()
+
+    @property
+    def inbox(self) -> InboxQueries:
+        if self._inbox is None:
+            self._inbox = InboxQueries(self._reader.engine, refresh=self.index_now)
+        return self._inbox
+
+    async def index_now(self) -> None:
+        """Bring search and conversations up to date before the inbox reads them."""
+        await self._writer.submit(_index_all, durable=False)
+
+    async def _index_forever(self) -> None:
+        # New messages reach search and conversations within INDEX_INTERVAL, in batches
+        # that ride along with the writer's other work: no per-message cost on the hot path.
+        while True:
+            await asyncio.sleep(INDEX_INTERVAL)
+            with contextlib.suppress(StoreUnavailable):
+                self._writer.post(index_inbox)
 
     async def claim(
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None

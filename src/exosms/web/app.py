@@ -152,6 +152,8 @@ def create_app(
         await store.open()
         await load_templates()
         watcher = asyncio.create_task(watch_templates())
+        # The overview's first read of a week of messages is the slow one: do it now.
+        warm = asyncio.create_task(inbox.warm_up()) if settings.inbox.enabled else None
         rules_watcher = (
             asyncio.create_task(watch_rules(watch, rebuild_router))
             if watch is not None and rebuild_router is not None
@@ -181,7 +183,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in (watcher, rules_watcher):
+            for task in (watcher, rules_watcher, warm):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

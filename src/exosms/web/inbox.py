@@ -186,6 +186,13 @@ class Inbox:
     def queries(self) -> InboxQueries:
         return self.engine.store.inbox
 
+    async def warm_up(self) -> None:
+        await asyncio.sleep(1.0)
+        try:
+            await self.queries.stats(utc_offset=self.clock.utc_offset())
+        except StoreUnavailable as error:
+            log.warning("inbox overview not prepared: %s", error)
+
     # -- access ---------------------------------------------------------------------------
 
     async def login_of(self, request: Request) -> Login | None:
