@@ -2,6 +2,8 @@
 // data-latest="N" is refreshed from URL when the newest message id goes past N.
 "use strict";
 (function () {
+  const thread = document.getElementById("thread");
+  if (thread && !window.location.hash) window.scrollTo(0, document.body.scrollHeight);
   const live = document.querySelector("[data-live]");
   if (!live) return;
   const period = Number(document.body.dataset.poll || 2000);
