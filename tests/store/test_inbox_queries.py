@@ -208,3 +208,28 @@ async def test_prune_takes_empty_conversations_away(filled: Store) -> None:
     senders = [row.sender for row in await filled.inbox.conversations()]
     assert senders == [A, C]
     assert [m.sms_sid for m in await filled.inbox.search(Filters(text="price"))] == []
+
+
+async def test_text_search_finds_matches_beyond_the_recent_window(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import exosms.inbox.queries
+
+    # PostgreSQL reads the newest RECENT_WINDOW messages first, then its index for the rest.
+    monkeypatch.setattr(exosms.inbox.queries, "RECENT_WINDOW", 4)
+    for i in range(20):
+        body = f"refund {i}" if i % 6 == 0 else f"hello {i}"
+        await receive(store, f"w{i:02d}", A if i % 2 else B, body, at=NOW - 1000 + i)
+    expected = ["w18", "w12", "w06", "w00"]
+    assert [m.sms_sid for m in await store.inbox.search(Filters(text="refund"))] == expected
+    page = await store.inbox.search(Filters(text="refund"), limit=3)
+    rest = await store.inbox.search(Filters(text="refund"), limit=3, before=page[-1].id)
+    assert [m.sms_sid for m in page + rest] == expected
+    assert [m.sms_sid for m in await store.inbox.search(Filters(text="refund", number=B))] == [
+        "w18",
+        "w12",
+        "w06",
+        "w00",
+    ]
+    assert await store.inbox.search(Filters(text="refund", number=A)) == []
+    assert [m.sms_sid for m in await store.inbox.search(Filters(text="hello 7"))] == ["w07"]

@@ -35,6 +35,13 @@ OUTCOMES = (
     "pending",
 )
 DLT_VERDICTS = ("matched", "warned", "refused", "unchecked")
+_NEWEST = "m.received_at DESC, m.id DESC"
+# Older than message :before (at :before_at); the first term lets the time index skip ahead.
+_OLDER = (
+    "m.received_at <= :before_at"
+    " AND (m.received_at < :before_at OR (m.received_at = :before_at AND m.id < :before))"
+)
+RECENT_WINDOW = 5000  # messages PostgreSQL's text search reads by time before using its index
 # The condition of the partial index ix_messages_problems (migration 0007).
 PROBLEMS = "m.outcome NOT IN ('replied', 'no_reply')"
 
@@ -218,12 +225,7 @@ class InboxQueries:
             f"SELECT {COLUMNS}, o.status, o.delivery_status, o.detailed_status, o.exotel_sid,"
             " o.attempts, o.last_error, o.sent_at, o.sms_units FROM messages m"
             " LEFT JOIN outbox o ON o.message_sid = m.sms_sid WHERE m.sender = :sender"
-            + (
-                " AND (m.received_at < :before_at"
-                " OR (m.received_at = :before_at AND m.id < :before))"
-                if before
-                else ""
-            )
+            + (f" AND {_OLDER}" if before else "")
             + " ORDER BY m.received_at DESC, m.id DESC LIMIT :limit"
         )
         before_at = await self._received_at(before) if before else None
@@ -267,20 +269,18 @@ class InboxQueries:
 
     # -- search -------------------------------------------------------------------------
 
-    def _where(self, filters: Filters) -> tuple[str, str, dict[str, Any]]:
-        """(FROM clause, WHERE clause, parameters) for ``filters``."""
+    async def _where(self, filters: Filters) -> tuple[str, list[str], dict[str, Any]]:
+        """(FROM clause, WHERE clauses but the text search's, parameters) for ``filters``."""
         source = "messages m"
         clauses: list[str] = []
         params: dict[str, Any] = {}
         terms = search_terms(filters.text)
-        if terms:
-            if self.postgres:
-                clauses.append("to_tsvector('simple', m.body) @@ to_tsquery('simple', :tsquery)")
-                params["tsquery"] = " & ".join(f"'{term}':*" for term in terms)
-            else:
-                source = "messages_fts f JOIN messages m ON m.id = f.rowid"
-                clauses.append("messages_fts MATCH :match")
-                params["match"] = " ".join(f'"{term}"*' for term in terms)
+        if terms and not self.postgres:
+            source = "messages_fts f JOIN messages m ON m.id = f.rowid"
+            clauses.append("messages_fts MATCH :match")
+            params["match"] = " ".join(f'"{term}"*' for term in terms)
+        elif terms:
+            params["tsquery"] = " & ".join(f"'{term}':*" for term in terms)
         elif filters.text.strip():
             clauses.append("1 = 0")  # only punctuation: nothing can match
         if filters.number:
@@ -291,11 +291,25 @@ class InboxQueries:
                 clauses.append("m.sender = :sender")
                 params["sender"] = full
             else:
-                # Some digits: look among the conversations (one row per sender), not messages.
-                clauses.append(
-                    "m.sender IN (SELECT sender FROM conversations WHERE sender LIKE :sender_like)"
+                # Some digits: find the senders among the conversations (one row per sender),
+                # then their messages by the sender index.
+                await self.refresh()
+                like = f"%{_digits(filters.number) or filters.number}%"
+                senders = await self._all(
+                    "SELECT sender FROM conversations WHERE sender LIKE :like LIMIT 1001",
+                    like=like,
                 )
-                params["sender_like"] = f"%{_digits(filters.number) or filters.number}%"
+                if len(senders) > 1000:  # so many: they are dense among the messages too
+                    clauses.append("m.sender LIKE :sender_like")
+                    params["sender_like"] = like
+                elif senders:
+                    names = [f":sender_{i}" for i in range(len(senders))]
+                    clauses.append(f"m.sender IN ({', '.join(names)})")
+                    params.update(
+                        {name[1:]: row[0] for name, row in zip(names, senders, strict=True)}
+                    )
+                else:
+                    clauses.append("1 = 0")
         if filters.since is not None:
             clauses.append("m.received_at >= :since")
             params["since"] = filters.since
@@ -325,36 +339,73 @@ class InboxQueries:
             clauses.append(
                 "m.reply IS NOT NULL AND m.dlt_reason IS NULL AND m.dlt_template_id IS NULL"
             )
-        return source, " AND ".join(clauses) or "1 = 1", params
+        return source, clauses, params
 
     async def search(
         self, filters: Filters, *, before: int | None = None, limit: int = 50
     ) -> list[StoredMessage]:
         """Messages ``filters`` selects, newest first, older than message ``before``.
 
-        A text search walks the full-text index in id order; any other search walks an index
-        that ends in received_at (sender, outcome, rule or time), so it is newest by time.
+        SQLite's text search walks the full-text index in id order; any other search walks an
+        index that ends in received_at (sender, outcome, rule or time): newest by time.
         """
-        source, where, params = self._where(filters)
-        if "conversations" in where or source.startswith("messages_fts"):
-            await self.refresh()
+        source, clauses, params = await self._where(filters)
         if source.startswith("messages_fts"):
+            await self.refresh()
             if before:
-                where += " AND f.rowid < :before"
+                clauses.append("f.rowid < :before")
                 params["before"] = before
-            order = "f.rowid DESC"
-        else:
-            if before:
-                where += (
-                    " AND (m.received_at < :before_at"
-                    " OR (m.received_at = :before_at AND m.id < :before))"
-                )
-                params["before"] = before
-                params["before_at"] = await self._received_at(before)
-            order = "m.received_at DESC, m.id DESC"
-        sql = f"SELECT {COLUMNS} FROM {source} WHERE {where} ORDER BY {order} LIMIT :limit"
-        rows = await self._all(sql, limit=limit, **params)
-        return [StoredMessage(*row) for row in rows]
+            sql = (
+                f"SELECT {COLUMNS} FROM {source} WHERE {' AND '.join(clauses)}"
+                " ORDER BY f.rowid DESC LIMIT :limit"
+            )
+            return [StoredMessage(*row) for row in await self._all(sql, limit=limit, **params)]
+        if before:
+            clauses.append(_OLDER)
+            params["before"] = before
+            params["before_at"] = await self._received_at(before)
+        if "tsquery" in params:
+            return await self._postgres_text_search(clauses, params, limit)
+        where = " AND ".join(clauses) or "1 = 1"
+        sql = f"SELECT {COLUMNS} FROM {source} WHERE {where} ORDER BY {_NEWEST} LIMIT :limit"
+        return [StoredMessage(*row) for row in await self._all(sql, limit=limit, **params)]
+
+    async def _postgres_text_search(
+        self, clauses: list[str], params: dict[str, Any], limit: int
+    ) -> list[StoredMessage]:
+        """A common word is found quickly among the newest messages, a rare one through the
+        full-text index; PostgreSQL's planner cannot tell which it is, so: first the newest
+        RECENT_WINDOW messages (by time), then the index for everything older."""
+        where = " AND ".join(clauses) or "1 = 1"
+        text_match = "to_tsvector('simple', m.body) @@ to_tsquery('simple', :tsquery)"
+        recent = await self._all(
+            f"SELECT {COLUMNS} FROM (SELECT * FROM messages m WHERE {where}"
+            f" ORDER BY {_NEWEST} LIMIT {RECENT_WINDOW}) m WHERE {text_match}"
+            f" ORDER BY {_NEWEST} LIMIT :limit",
+            limit=limit,
+            **params,
+        )
+        found = [StoredMessage(*row) for row in recent]
+        if len(found) == limit:
+            return found
+        edge = await self._all(
+            f"SELECT m.received_at, m.id FROM messages m WHERE {where}"
+            f" ORDER BY {_NEWEST} OFFSET {RECENT_WINDOW - 1} LIMIT 1",
+            **params,
+        )
+        if not edge:
+            return found  # the window held every candidate
+        older = await self._all(
+            f"SELECT {COLUMNS} FROM messages m WHERE {where} AND {text_match}"
+            " AND m.received_at <= :edge_at AND (m.received_at < :edge_at OR m.id < :edge_id)"
+            # "+ 0": sort the few matches rather than walk the time index past every message
+            " ORDER BY m.received_at + 0 DESC, m.id DESC LIMIT :rest",
+            rest=limit - len(found),
+            edge_at=edge[0][0],
+            edge_id=edge[0][1],
+            **params,
+        )
+        return found + [StoredMessage(*row) for row in older]
 
     async def _received_at(self, message_id: int) -> float:
         rows = await self._all("SELECT received_at FROM messages WHERE id = :id", id=message_id)
