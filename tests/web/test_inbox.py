@@ -74,6 +74,7 @@ def test_pages_need_a_login_and_the_cookie_is_safe(inbox: ServerProcess) -> None
     assert answer.status_code == 303 and answer.headers["location"] == "/inbox/search?q=x"
     cookie = answer.headers["set-cookie"].lower()
     assert "exosms_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    assert "; secure" not in cookie  # plain http here: a Secure cookie would never come back
     page = client.get("/inbox")
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
@@ -115,6 +116,40 @@ def test_wrong_passwords_lock_the_address_out(tmp_path: Path) -> None:
         log = proc.log()
         assert "locked out" in log
         assert PASSWORD not in log and "guess guess" not in log and API_TOKEN not in log
+    finally:
+        proc.stop()
+
+
+def test_behind_a_trusted_proxy_the_real_client_and_https_count(tmp_path: Path) -> None:
+    proc = ServerProcess(
+        tmp_path,
+        free_port(),
+        f"sqlite:///{tmp_path / 'proxy.db'}",
+        env=inbox_env(
+            EXOSMS_INBOX__LOCKOUT_ATTEMPTS="2", EXOSMS_AUTH__TRUSTED_PROXIES='["127.0.0.1/32"]'
+        ),
+    ).start()
+    try:
+
+        def attempt(client_ip: str, password: str) -> httpx.Response:
+            headers = {"x-forwarded-for": client_ip, "x-forwarded-proto": "https"}
+            form = httpx.get(f"{proc.url}/inbox/login", headers=headers)
+            assert "; secure" in form.headers["set-cookie"].lower()
+            # The browser saw https at the proxy, so it sends the Secure cookie back.
+            cookie = form.headers["set-cookie"].split(";")[0]
+            return httpx.post(
+                f"{proc.url}/inbox/login",
+                data={"csrf": csrf_of(form.text), "password": password},
+                headers={**headers, "cookie": cookie},
+            )
+
+        for _ in range(2):
+            assert attempt("203.0.113.5", "not it at all").status_code == 401
+        assert attempt("203.0.113.5", PASSWORD).status_code == 429
+        answer = attempt("203.0.113.6", PASSWORD)  # another customer of the same proxy
+        assert answer.status_code == 303
+        assert "; secure" in answer.headers["set-cookie"].lower()  # https at the proxy
+        assert "203.0.113.5" in proc.log()
     finally:
         proc.stop()
 

@@ -86,6 +86,19 @@ class Gatekeeper:
                 return hop
         return hops[0] if hops else peer
 
+    def is_https(self, scope: Scope) -> bool:
+        """Whether the client reached us over HTTPS: directly, or through a trusted proxy
+        that says so in ``X-Forwarded-Proto``."""
+        if scope.get("scheme") == "https":
+            return True
+        peer = str((scope.get("client") or ("", 0))[0])
+        if not self._proxies or not _in(peer, self._proxies):
+            return False
+        for name, value in scope.get("headers", []):
+            if name == b"x-forwarded-proto":
+                return bool(bytes(value).decode("latin-1").strip().lower() == "https")
+        return False
+
     def check(self, scope: Scope, path_token: str | None) -> Refusal | None:
         refusal = self._check(scope, path_token)
         if refusal is not None:

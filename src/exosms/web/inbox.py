@@ -285,7 +285,7 @@ class Inbox:
             path="/inbox",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=self.gatekeeper.is_https(request.scope),
         )
         return response
 
@@ -338,7 +338,7 @@ class Inbox:
             path="/",
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=self.gatekeeper.is_https(request.scope),
         )
         response.delete_cookie(LOGIN_COOKIE, path="/inbox")
         return response
