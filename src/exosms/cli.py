@@ -28,9 +28,22 @@ CONFIG_OPTION = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML settings file (default: $EXOSMS_CONFIG, else ./exosms.toml if present).",
 )
+F = TypeVar("F", bound=Callable[..., Any])
 DATABASE_OPTION = click.option(
     "--database", "database_url", help="Database URL, e.g. sqlite:///exosms.db."
 )
+
+
+def _settings_file_option(help_text: str) -> Callable[[F], F]:
+    """``--file``: the settings file a command writes (default ./exosms.toml)."""
+    return click.option(
+        "--file",
+        "path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("exosms.toml"),
+        show_default=True,
+        help=help_text,
+    )
 
 
 def _settings(config_file: Path | None, **overrides: Any) -> Settings:
@@ -299,14 +312,7 @@ def rules_test(
     show_default=True,
     help="Where Exotel will reach this server (scheme and host).",
 )
-@click.option(
-    "--file",
-    "path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("exosms.toml"),
-    show_default=True,
-    help="Settings file to write the token to.",
-)
+@_settings_file_option("Settings file to write the token to.")
 @click.option(
     "--inbox/--no-inbox",
     "ask_inbox",
@@ -405,14 +411,7 @@ def _set_toml_value(path: Path, table: str, key: str, value: str) -> None:
 
 
 @main.command()
-@click.option(
-    "--file",
-    "path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("exosms.toml"),
-    show_default=True,
-    help="Settings file to write to.",
-)
+@_settings_file_option("Settings file to write to.")
 @click.option(
     "--api-token", is_flag=True, help="Also make a new bearer token for the JSON API (/api)."
 )

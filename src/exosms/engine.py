@@ -22,7 +22,7 @@ from typing import Any
 from exosms import dlt
 from exosms.dlt import TemplateRegistry, Verdict
 from exosms.exotel.applet import AppletRequest, parse_exotel_date
-from exosms.guards import DISPATCH, OPT_IN, OPT_OUT, Guards, GuardState
+from exosms.guards import DISPATCH, OPT_IN, OPT_OUT, Decision, Guards, GuardState
 from exosms.numbers import normalise
 from exosms.routing import Router, Rule
 from exosms.segments import segment
@@ -306,24 +306,7 @@ class ReplyEngine:
             decision = self.guards.decide(sms, guard_query, claim.guard)
         if decision.action == "suppress":
             log.info("sid=%s no reply: %s", sms.sms_sid, decision.reason)
-            result = _Result(None, None, Outcome.SUPPRESSED, None, None, guard=decision.reason)
-        elif decision.action == "reply":
-            assert decision.outcome is not None
-            result = self.gate.check(
-                _Result(decision.reply, decision.rule, decision.outcome, None, None),
-                None,
-                sms.sms_sid,
-            )
-        else:
-            router = self.router  # one router for the whole request, even if rules reload
-            state = None
-            if router.uses_sessions:
-                session = Session(await self.store.load_session(sms.sender, sms.recipient))
-                sms = replace(sms, session=session)
-                state = session.state
-            result = self.gate.check(
-                await self._dispatch(router, sms, state), self.fallback, sms.sms_sid
-            )
+        result, sms, _ = await self._work_out(sms, decision)
         reply = await self.store.complete(
             Completion(
                 sms_sid=sms.sms_sid,
@@ -343,6 +326,30 @@ class ReplyEngine:
             )
         )
         return _answer(reply, result.outcome)
+
+    async def _work_out(
+        self, sms: IncomingSms, decision: Decision
+    ) -> tuple[_Result, IncomingSms, str | None]:
+        """The checked reply a guard decision leads to, the message (with its session when
+        the router uses sessions) and the session's state before this message."""
+        if decision.action == "suppress":
+            return (
+                _Result(None, None, Outcome.SUPPRESSED, None, None, guard=decision.reason),
+                sms,
+                None,
+            )
+        if decision.action == "reply":
+            assert decision.outcome is not None
+            wanted = _Result(decision.reply, decision.rule, decision.outcome, None, None)
+            return self.gate.check(wanted, None, sms.sms_sid), sms, None
+        router = self.router  # one router for the whole request, even if rules reload
+        state = None
+        if router.uses_sessions:
+            session = Session(await self.store.load_session(sms.sender, sms.recipient))
+            sms = replace(sms, session=session)
+            state = session.state
+        result = await self._dispatch(router, sms, state)
+        return self.gate.check(result, self.fallback, sms.sms_sid), sms, state
 
     async def try_message(
         self, sender: str, recipient: str, body: str, *, opted_out: bool = False
@@ -370,24 +377,7 @@ class ReplyEngine:
             )
             state = GuardState(opted_out, changed, 0, 0, False)
             decision = self.guards.decide(sms, query, state)
-        session_state = None
-        if decision.action == "suppress":
-            result = _Result(None, None, Outcome.SUPPRESSED, None, None, guard=decision.reason)
-        elif decision.action == "reply":
-            result = self.gate.check(
-                _Result(decision.reply, decision.rule, decision.outcome or "", None, None),
-                None,
-                sms.sms_sid,
-            )
-        else:
-            router = self.router
-            if router.uses_sessions:
-                session = Session(await self.store.load_session(sms.sender, sms.recipient))
-                sms = replace(sms, session=session)
-                session_state = session.state
-            result = self.gate.check(
-                await self._dispatch(router, sms, session_state), self.fallback, sms.sms_sid
-            )
+        result, sms, session_state = await self._work_out(sms, decision)
         verdict = self.gate.verdict(result.reply) if result.reply else None
         return Trial(
             sender=sms.sender,
