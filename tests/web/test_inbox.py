@@ -226,6 +226,10 @@ def test_the_conversation_shows_replies_reasons_and_marks_read(inbox: ServerProc
     mine = client.get("/inbox/c/%2B919876543210").text
     assert "rule <code>echo</code>" in mine and "GSM-7, 1 part" in mine
     assert "UCS-2" in mine  # the Hindi reply
+    link = "/inbox/try?sender=%2B919876543210&amp;recipient=%2B918041000000"
+    assert link in mine
+    form = client.get(link.replace("&amp;", "&")).text
+    assert 'name="sender" value="+919876543210"' in form
     assert client.get("/inbox/c/%2B910000000000").status_code == 404
 
 
@@ -283,6 +287,7 @@ def test_search_filters_and_their_errors(inbox: ServerProcess) -> None:
     ):
         answer = client.get("/inbox/search", params=params)
         assert answer.status_code == 400 and reason in answer.text
+        assert "Log out" in answer.text  # still the logged-in page, with its navigation
 
 
 def test_export_is_streamed_and_safe_in_a_spreadsheet(inbox: ServerProcess) -> None:

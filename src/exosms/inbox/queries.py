@@ -105,7 +105,6 @@ class Stats:
     top_rules: list[tuple[str, int]]
     total: int
     computed_ms: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def search_terms(text_: str) -> list[str]:
@@ -562,9 +561,6 @@ class InboxQueries:
 
     async def end_session(self, token: str) -> None:
         await self._write("DELETE FROM web_sessions WHERE id = :id", id=_session_id(token))
-
-    async def end_all_sessions(self) -> int:
-        return await self._write("DELETE FROM web_sessions")
 
 
 @dataclass(slots=True)

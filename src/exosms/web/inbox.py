@@ -176,6 +176,7 @@ class Inbox:
             outcome_of=present.outcome_of,
             dlt_verdict=present.dlt_verdict,
             labels=present.OUTCOME_LABELS,
+            guard_reasons=present.GUARD_REASONS,
             colours=present.OUTCOME_COLOURS,
             outcomes=OUTCOMES,
             dlt_verdicts=DLT_VERDICTS,
@@ -237,6 +238,7 @@ class Inbox:
         async def endpoint(request: Request) -> Response:
             if self.signer is None:
                 return PlainTextResponse(OFF, status_code=404)
+            login: Login | None = None
             try:
                 login = await self.login_of(request)
                 if login is None:
@@ -257,7 +259,7 @@ class Inbox:
                     request.state.form = form
                 return await handler(request, login)
             except BadFilter as error:
-                return self.error_page(None, 400, str(error))
+                return self.error_page(login, 400, str(error))
             except StoreUnavailable as error:
                 log.error("inbox: database unavailable: %s", error)
                 return PlainTextResponse("database unavailable, try again\n", status_code=503)
@@ -478,8 +480,16 @@ class Inbox:
         )
 
     async def try_form(self, request: Request, login: Login) -> Response:
+        # ?sender= and ?recipient= come from a conversation's "try a message as them" link.
+        params = request.query_params
         return self.page(
-            "try.html", login=login, result=None, sender="", recipient="", body="", error=None
+            "try.html",
+            login=login,
+            result=None,
+            sender=params.get("sender", "")[:64],
+            recipient=params.get("recipient", "")[:64],
+            body="",
+            error=None,
         )
 
     async def try_post(self, request: Request, login: Login) -> Response:
