@@ -407,3 +407,31 @@ def test_the_api_needs_the_bearer_token(inbox: ServerProcess) -> None:
     browser = login(inbox.url)
     assert browser.get("/api/stats").status_code == 200
     assert browser.post("/api/try", json={"body": "x"}).status_code == 401
+
+
+def test_two_workers_index_every_message_once(tmp_path: Path) -> None:
+    """Each worker's SQLite indexer adds new messages to search and conversations; between
+    them, every message is indexed exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    proc = ServerProcess(
+        tmp_path,
+        free_port(),
+        f"sqlite:///{tmp_path / 'workers.db'}",
+        args=["--app", "exosms_test_apps:router", "--workers", "2"],
+        env=inbox_env(),
+    ).start()
+    try:
+        senders = [f"0970000{i:04d}" for i in range(12)]
+        jobs = [(f"wk{i}", f"ECHO parcel {i}", senders[i % 12]) for i in range(240)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda job: send_sms(proc.url, *job), jobs))
+        api = httpx.Client(base_url=proc.url, headers={"authorization": f"Bearer {API_TOKEN}"})
+        lines = api.get("/api/export", params={"q": "parcel"}).text.splitlines()
+        found = [json.loads(line)["sms_sid"] for line in lines]
+        assert sorted(found) == sorted(sid for sid, _, _ in jobs)  # each once, none missing
+        conversations = api.get("/api/conversations").json()["conversations"]
+        assert len(conversations) == 12
+        assert sum(c["message_count"] for c in conversations) == 240
+    finally:
+        proc.stop()
