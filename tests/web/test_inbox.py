@@ -435,3 +435,40 @@ def test_two_workers_index_every_message_once(tmp_path: Path) -> None:
         assert sum(c["message_count"] for c in conversations) == 240
     finally:
         proc.stop()
+
+
+def test_the_inbox_on_postgresql(tmp_path: Path) -> None:
+    """The same pages and API on PostgreSQL (its trigger keeps conversations, its GIN index
+    serves text search), through a real server."""
+    from pg import create_database, drop_database
+
+    url = create_database()
+    proc = ServerProcess(
+        tmp_path, free_port(), url, args=["--app", "exosms_test_apps:router"], env=inbox_env()
+    ).start()
+    try:
+        send_sms(proc.url, "pg1", "ECHO <b>refund</b> please", sender="09811100001")
+        send_sms(proc.url, "pg2", "कीमत क्या है", sender="09811100002")
+        send_sms(proc.url, "pg3", "ECHO refund again", sender="09811100001")
+        client = login(proc.url)
+        listing = client.get("/inbox").text
+        assert listing.index('data-sender="+919811100001"') < listing.index(
+            'data-sender="+919811100002"'
+        )
+        assert "&lt;b&gt;refund&lt;/b&gt;" in client.get("/inbox/c/%2B919811100001").text
+        api = httpx.Client(base_url=proc.url, headers={"authorization": f"Bearer {API_TOKEN}"})
+        assert [m["sms_sid"] for m in api.get("/api/messages?q=refu").json()["messages"]] == [
+            "pg3",
+            "pg1",
+        ]
+        assert [m["sms_sid"] for m in api.get("/api/messages?q=कीमत").json()["messages"]] == ["pg2"]
+        assert [
+            m["sms_sid"] for m in api.get("/api/messages?number=100002").json()["messages"]
+        ] == ["pg2"]
+        conversations = api.get("/api/conversations").json()["conversations"]
+        assert [c["message_count"] for c in conversations] == [2, 1]
+        assert api.get("/api/stats").json()["total"] == 3
+        assert "<svg" in client.get("/inbox/overview").text
+    finally:
+        proc.stop()
+        drop_database(url)
