@@ -240,7 +240,6 @@ class InboxQueries:
         )
 
     async def unread_count(self) -> int:
-        await self.refresh()
         rows = await self._all("SELECT COUNT(*) FROM conversations WHERE last_message_id > read_id")
         return int(rows[0][0])
 

@@ -370,8 +370,7 @@ class SqliteStore(SqlBackedStore):
         # that ride along with the writer's other work: no per-message cost on the hot path.
         while True:
             await asyncio.sleep(INDEX_INTERVAL)
-            with contextlib.suppress(StoreUnavailable):
-                self._writer.post(index_inbox)
+            self._writer.post(index_inbox)
 
     async def claim(
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None

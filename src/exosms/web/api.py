@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +24,7 @@ from exosms.web.inbox import (
     BadFilter,
     Inbox,
     export_response,
+    filter_query,
     parse_filters,
     parse_int,
     try_message,
@@ -105,7 +107,7 @@ class Api:
         rows = await self.inbox.queries.search(filters, before=before, limit=limit)
         next_page = None
         if len(rows) == limit:
-            next_page = "/api/messages?" + _with(params, before=rows[-1].id)
+            next_page = "/api/messages?" + filter_query(params, before=rows[-1].id)
         return _ok(
             {
                 "messages": [present.message_json(m, zone=self.inbox.zone) for m in rows],
@@ -138,7 +140,9 @@ class Api:
         rows = await self.inbox.queries.conversations(before=before, limit=limit, number=number)
         next_page = None
         if len(rows) == limit:
-            next_page = "/api/conversations?" + _with(params, before=rows[-1].last_message_id)
+            next_page = "/api/conversations?" + filter_query(
+                params, before=rows[-1].last_message_id
+            )
         clock = self.inbox.clock
         return _ok({"conversations": [_conversation(c, clock) for c in rows], "next": next_page})
 
@@ -190,7 +194,7 @@ class Api:
         if len(data["body"]) > self.inbox.settings.max_body_chars:
             return _error(400, f"body: at most {self.inbox.settings.max_body_chars} characters")
         trial = await try_message(self.inbox.engine, sender, recipient, data["body"])
-        return _ok({name: getattr(trial, name) for name in trial.__dataclass_fields__})
+        return _ok(asdict(trial))
 
     async def openapi(self, request: Request) -> Response:
         if self.inbox.signer is None:
@@ -209,12 +213,6 @@ class Api:
             Route("/api/stats", g(self.stats), methods=["GET"]),
             Route("/api/try", g(self.try_it), methods=["POST"]),
         ]
-
-
-def _with(params: Any, **changes: Any) -> str:
-    from exosms.web.inbox import filter_query
-
-    return filter_query(params, **changes)
 
 
 # -- the OpenAPI description ------------------------------------------------------------

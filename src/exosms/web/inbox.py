@@ -217,7 +217,7 @@ class Inbox:
         host = request.headers.get("host", "")
         return origin in (f"http://{host}", f"https://{host}")
 
-    async def _csrf_ok(self, request: Request, form: FormData, expected: str) -> bool:
+    def _csrf_ok(self, request: Request, form: FormData, expected: str) -> bool:
         given = form.get("csrf")
         if not isinstance(given, str) or not self._same_origin(request):
             return False
@@ -251,7 +251,7 @@ class Inbox:
                     return PlainTextResponse("log in first\n", status_code=401)
                 if post:
                     form = await request.form(max_files=0, max_fields=20, max_part_size=65536)
-                    if not await self._csrf_ok(request, form, login.csrf):
+                    if not self._csrf_ok(request, form, login.csrf):
                         return PlainTextResponse(
                             "refused: missing or wrong CSRF token (reload the page)\n",
                             status_code=403,
@@ -365,13 +365,16 @@ class Inbox:
         params = request.query_params
         before = parse_int(params, "before", None, 1, 2**62)
         number = params.get("number", "").strip()[:32]
+        # The newest id first: the rows read after it include it, so the page's live updates
+        # (which wait for an id past this one) miss nothing.
+        latest = await self.queries.latest_id()
         rows = await self.queries.conversations(before=before, limit=50, number=number)
         older = filter_query(params, before=rows[-1].last_message_id) if len(rows) == 50 else None
         return {
             "rows": rows,
             "number": number,
             "older": older,
-            "latest": await self.queries.latest_id(),
+            "latest": latest,
             "unread": await self.queries.unread_count(),
             "live": before is None,
         }
@@ -398,6 +401,7 @@ class Inbox:
         if conversation is None:
             return None
         before = parse_int(request.query_params, "before", None, 1, 2**62)
+        latest = await self.queries.latest_id()  # before the messages: see _conversations_context
         items = await self.queries.thread(sender, before=before, limit=100)
         if before is None and items:
             await self.queries.mark_read(sender, items[0][0].id)
@@ -406,7 +410,7 @@ class Inbox:
             "conversation": conversation,
             "items": list(reversed(items)),
             "older": older,
-            "latest": await self.queries.latest_id(),
+            "latest": latest,
             "live": before is None,
         }
 
