@@ -17,6 +17,7 @@ TABLES = (
     "delivery_events",
     "conversations",
     "web_sessions",
+    "claim_owners",
 )
 
 

@@ -1,4 +1,4 @@
-"""The store contract: every store (SQLite now, PostgreSQL later) must pass all of this."""
+"""The store contract: every store (SQLite and PostgreSQL) must pass all of this."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from exosms.store import ClaimStatus, Completion, NewMessage, Store
+from exosms.store import ClaimLost, ClaimStatus, Completion, NewMessage, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -56,10 +56,53 @@ async def test_a_live_claim_makes_others_wait(store: Store) -> None:
     assert stored is not None and stored.body == "hello"  # the first copy is kept
 
 
-async def test_an_expired_claim_is_taken_over(store: Store) -> None:
+async def test_an_expired_claim_of_an_owner_without_a_lease_is_taken_over(store: Store) -> None:
     await store.claim(message("s3"), "dead", time.time() - 1)
     claim = await store.claim(message("s3"), "alive", time.time() + 5)
-    assert claim.status is ClaimStatus.CLAIMED
+    assert (claim.status, claim.taken_over) == (ClaimStatus.CLAIMED, True)
+    stored = await store.lookup("s3")
+    assert stored is not None and stored.takeovers == 1
+
+
+async def test_a_live_lease_keeps_an_expired_claim_its_owner_s(store: Store) -> None:
+    # The owner worked out its answer but could not store it (a database blip): while it
+    # renews its lease, nobody else may run the handler again.
+    await store.renew_lease("owner-a", time.time() + 30)
+    await store.claim(message("s3b"), "owner-a", time.time() - 1)
+    claim = await store.claim(message("s3b"), "owner-b", time.time() + 5)
+    assert claim.status is ClaimStatus.BUSY
+    await store.drop_lease("owner-a")  # stopped: its claims may go
+    claim = await store.claim(message("s3b"), "owner-b", time.time() + 5)
+    assert (claim.status, claim.taken_over) == (ClaimStatus.CLAIMED, True)
+
+
+async def test_an_owner_retakes_its_own_claim_and_released_claims_are_free(store: Store) -> None:
+    await store.renew_lease("owner-a", time.time() + 30)
+    await store.claim(message("s3c"), "owner-a", time.time() + 5)
+    again = await store.claim(message("s3c"), "owner-a", time.time() + 5)
+    assert (again.status, again.taken_over) == (ClaimStatus.CLAIMED, False)
+    await store.release(["s3c"], "owner-b")  # not its claim: nothing happens
+    assert (await store.claim(message("s3c"), "owner-b", time.time() + 5)).status is (
+        ClaimStatus.BUSY
+    )
+    await store.release(["s3c"], "owner-a")
+    free = await store.claim(message("s3c"), "owner-b", time.time() + 5)
+    assert (free.status, free.taken_over) == (ClaimStatus.CLAIMED, False)
+    stored = await store.lookup("s3c")
+    assert stored is not None and stored.takeovers == 0
+
+
+async def test_completing_a_message_that_is_not_stored_is_refused(store: Store) -> None:
+    # The claim vanished (a restored or failed-over database): no guessed answer.
+    with pytest.raises(ClaimLost):
+        await store.complete(done("never-claimed", None, "no_reply"))
+    assert await store.lookup("never-claimed") is None
+
+
+async def test_a_completion_can_be_repeated_safely(store: Store) -> None:
+    await store.claim(message("s3d"), "me", time.time() + 5)
+    assert await store.complete(done("s3d", "first")) == "first"
+    assert await store.complete(done("s3d", "first")) == "first"  # a retry after a doubt
 
 
 async def test_the_answer_is_replayed_and_fetches_counted(store: Store) -> None:

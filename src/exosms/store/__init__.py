@@ -1,7 +1,10 @@
 """Where messages live: the store protocol, its schema, and the stores that implement it."""
 
 from exosms.store.base import (
+    OWNER_LEASE,
+    AnswerPending,
     Claim,
+    ClaimLost,
     ClaimStatus,
     Completion,
     NewMessage,
@@ -14,7 +17,10 @@ from exosms.store.base import (
 from exosms.store.urls import open_store
 
 __all__ = [
+    "OWNER_LEASE",
+    "AnswerPending",
     "Claim",
+    "ClaimLost",
     "ClaimStatus",
     "Completion",
     "NewMessage",

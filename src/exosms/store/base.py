@@ -15,8 +15,24 @@ if TYPE_CHECKING:
     from exosms.store.outbox import Outbox
 
 
+OWNER_LEASE = 5.0  # seconds a process's claims stay its own after its last lease renewal
+
+
 class StoreUnavailable(Exception):
     """The database did not answer or refused a write; the request should be retried."""
+
+
+class ClaimLost(StoreUnavailable):
+    """The answer found no message row to complete: the database lost the claim (restored
+    from a backup, failed over to a replica that lacked it). Nothing was stored, so nothing
+    may be answered."""
+
+    def __init__(self, sms_sid: str) -> None:
+        super().__init__(f"no stored message for SmsSid {sms_sid} to complete: its claim was lost")
+
+
+class AnswerPending(StoreUnavailable):
+    """Another live process holds the SmsSid and has not stored its answer yet."""
 
 
 class ClaimStatus(enum.Enum):
@@ -31,6 +47,7 @@ class Claim:
     reply: str | None = None
     expires: float | None = None
     guard: GuardState | None = None  # with CLAIMED, when a GuardQuery was given
+    taken_over: bool = False  # with CLAIMED: from an owner whose lease ran out
 
 
 @dataclass(slots=True)  # not frozen: built per request; frozen init is 3x slower
@@ -146,6 +163,7 @@ class StoredMessage:
     dlt_reason: str | None = None
     guard: str | None = None
     late_reply: str | None = None
+    takeovers: int = 0  # times the claim was taken over from a process that stopped answering
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +175,13 @@ class OptOut:
 
 
 class Store(Protocol):
-    """A database holding messages. Implementations: :class:`~exosms.store.sqlite.SqliteStore`.
+    """A database holding messages. Implementations: :class:`~exosms.store.sqlite.SqliteStore`,
+    :class:`~exosms.store.postgres.PostgresStore`.
 
     ``claim`` and ``complete`` are durable when they return: the caller may answer Exotel.
+    A pending claim belongs to its owner while the owner renews its lease (``renew_lease``);
+    only a claim that is released, the caller's own, or whose owner's lease ran out more than
+    :data:`OWNER_LEASE` seconds after the database started may be claimed again.
     """
 
     async def open(self) -> None: ...
@@ -177,7 +199,22 @@ class Store(Protocol):
         ...
 
     async def complete(self, completion: Completion) -> str | None:
-        """Record the answer; return the stored reply (another process's if it was first)."""
+        """Record the answer; return the stored reply (another process's if it was first).
+
+        Raises :class:`ClaimLost` when there is no message row to complete.
+        """
+        ...
+
+    async def release(self, sms_sids: Sequence[str], owner: str) -> None:
+        """Give up ``owner``'s pending claims on ``sms_sids`` (their handlers never answered)."""
+        ...
+
+    async def renew_lease(self, owner: str, until: float) -> None:
+        """Keep ``owner``'s claims its own until ``until`` (epoch seconds)."""
+        ...
+
+    async def drop_lease(self, owner: str) -> None:
+        """``owner`` is stopping: its lease ends now."""
         ...
 
     def record_fetch(self, sms_sid: str, at: float) -> None:
@@ -224,6 +261,10 @@ class Store(Protocol):
 
     async def record_late_reply(self, sms_sid: str, text: str) -> None:
         """Note on the message the reply that went out through the API after the deadline."""
+        ...
+
+    async def count_before(self, before: float) -> int:
+        """How many messages were received before ``before`` (what a prune would delete)."""
         ...
 
     async def prune(self, before: float, batch: int = 1000) -> int:

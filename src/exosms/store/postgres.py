@@ -1,11 +1,14 @@
 """PostgreSQL store: several exosms processes (and machines) on one database.
 
-The hot path (claim, complete) runs on an asyncpg pool, one short transaction each;
-PostgreSQL's own group commit shares WAL flushes among concurrent commits, and a commit
-returns only once it is durable (``synchronous_commit`` on, the server default). The SmsSid
-claim is decided by the unique key; the reply caps are exact across processes because each
-claim takes a transaction-scoped advisory lock on its sender. Everything else uses the
-SQLAlchemy reads shared with SQLite.
+The hot path (claim, complete) runs on an asyncpg pool, one short transaction each, and
+every commit waits for the disk (``synchronous_commit`` is set ``on`` for our connections,
+whatever the server's default): a claim that a crash could lose would let another process
+run the handler again, and an answer is sent only once durable. PostgreSQL's group commit
+shares the WAL flushes of concurrent commits. The SmsSid claim is decided by the unique key;
+the reply caps are exact across processes because each claim takes a transaction-scoped
+advisory lock on its sender. Every call is bounded (connect, acquire and statement
+timeouts); a pooled connection that died with the server is replaced and the call tried once
+more. Everything else uses the SQLAlchemy reads shared with SQLite.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from exosms.guards import ONE_DAY, OPT_IN, OPT_OUT, TEN_MINUTES, GuardQuery, GuardState
 from exosms.store.base import (
+    OWNER_LEASE,
     Claim,
+    ClaimLost,
     ClaimStatus,
     Completion,
     NewMessage,
@@ -39,8 +45,28 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, 1, $1
 ON CONFLICT (sms_sid) DO NOTHING
 RETURNING id
 """
-_CLAIM_STATE = "SELECT state, reply, claim_expires FROM messages WHERE sms_sid = $1 FOR UPDATE"
-_TAKE_OVER = "UPDATE messages SET claim_owner = $1, claim_expires = $2 WHERE sms_sid = $3"
+# The claim's row, its owner's lease, and when the database server started: a lease that ran
+# out while the server itself was down says nothing about its owner.
+_CLAIM_STATE = """
+SELECT m.state, m.reply, m.claim_owner, m.claim_expires,
+       (SELECT lease_until FROM claim_owners WHERE owner = m.claim_owner),
+       extract(epoch FROM pg_postmaster_start_time())
+FROM messages m WHERE m.sms_sid = $1 FOR UPDATE OF m
+"""
+_RETAKE = "UPDATE messages SET claim_owner = $1, claim_expires = $2 WHERE sms_sid = $3"
+_TAKE_OVER = (
+    "UPDATE messages SET claim_owner = $1, claim_expires = $2, takeovers = takeovers + 1"
+    " WHERE sms_sid = $3"
+)
+_RELEASE = (
+    "UPDATE messages SET claim_owner = NULL, claim_expires = 0"
+    " WHERE sms_sid = ANY($1::text[]) AND claim_owner = $2 AND state = 'pending'"
+)
+_RENEW = """
+INSERT INTO claim_owners (owner, lease_until, started_at) VALUES ($1, $2, $3)
+ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until
+"""
+_DROP_LEASE = "DELETE FROM claim_owners WHERE owner = $1"
 _FETCHED = (
     "UPDATE messages SET fetch_count = fetch_count + 1, last_fetch_at = $1 WHERE sms_sid = $2"
 )
@@ -56,18 +82,16 @@ UPDATE messages SET state = 'done', reply = $1, rule = $2, outcome = $3, handler
 WHERE sms_sid = $13 AND state = 'pending'
 RETURNING id
 """
-_STORED_REPLY = "SELECT reply FROM messages WHERE sms_sid = $1"
+_STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = $1"
 _SAVE_SESSION = """
 INSERT INTO sessions (sender, recipient, data, expires_at, updated_at)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (sender, recipient) DO UPDATE SET
     data = excluded.data, expires_at = excluded.expires_at, updated_at = excluded.updated_at
 """
-# Claims need not wait for the disk (see below), and with guards each takes its sender's
-# lock, so that reply caps are exact across processes: both in one round trip.
-_CLAIM_SETUP_GUARDED = (
-    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(hashtext($1))"
-)
+# With guards, each claim takes its sender's lock, so that reply caps are exact across
+# processes.
+_CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtext($1))"
 _OPT_OUT = """
 INSERT INTO optouts (sender, recipient, created_at, source) VALUES ($1, $2, $3, 'sms')
 ON CONFLICT (sender, recipient) DO NOTHING
@@ -85,11 +109,16 @@ FROM messages
 WHERE sender = $1 AND received_at > $4 AND sms_sid != $7
   AND (state = 'pending' OR reply IS NOT NULL)
 """
-# A claim need not wait for the disk: the answer's commit, which is synchronous, flushes the
-# WAL up to and including it. Every answer is durable before it is sent.
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
-
 _UNAVAILABLE = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError)
+# A pooled connection whose server went away (restart, failover): replace it and try again.
+_STALE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+T = TypeVar("T")
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason, never empty (``TimeoutError()`` prints as nothing)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 async def _guard_state(conn: Any, m: NewMessage, query: GuardQuery) -> GuardState:
@@ -114,14 +143,25 @@ async def _guard_state(conn: Any, m: NewMessage, query: GuardQuery) -> GuardStat
 
 
 class PostgresStore(SqlBackedStore):
-    """Messages in PostgreSQL, safe for many exosms processes at once."""
+    """Messages in PostgreSQL, safe for many exosms processes at once.
 
-    def __init__(self, url: DatabaseUrl, *, pool_size: int = 10) -> None:
+    ``timeout`` bounds every hot-path call: connecting, waiting for a pooled connection, and
+    each statement (a frozen server must not hold a request past Exotel's patience).
+    """
+
+    def __init__(self, url: DatabaseUrl, *, pool_size: int = 10, timeout: float = 5.0) -> None:
         self.url = url
         self.pool_size = pool_size
+        self.timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._reader = SqlReader(
-            create_async_engine(url.async_url, pool_size=max(2, pool_size // 2), max_overflow=2)
+            create_async_engine(
+                url.async_url,
+                pool_size=max(2, pool_size // 2),
+                max_overflow=2,
+                pool_pre_ping=True,  # a connection that died with the server is replaced
+                connect_args={"timeout": timeout, "command_timeout": timeout},
+            )
         )
         self._background: set[asyncio.Task[None]] = set()
         self._fetches: dict[str, tuple[int, float]] = {}
@@ -132,10 +172,17 @@ class PostgresStore(SqlBackedStore):
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self._dsn(), min_size=1, max_size=self.pool_size, command_timeout=10
+                self._dsn(),
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=self.timeout,  # connecting
+                command_timeout=self.timeout,  # each statement
+                server_settings={"synchronous_commit": "on"},
             )
         except _UNAVAILABLE as error:
-            raise StoreUnavailable(f"cannot connect to {self.url.redacted()}: {error}") from None
+            raise StoreUnavailable(
+                f"cannot connect to {self.url.redacted()}: {describe(error)}"
+            ) from None
 
     async def close(self) -> None:
         if self._background:
@@ -150,51 +197,100 @@ class PostgresStore(SqlBackedStore):
             raise StoreUnavailable("the database pool is not open")
         return self._pool
 
+    async def _transaction(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``work(conn)`` in one transaction; a stale pooled connection is replaced and
+        the work tried once more (every hot-path write here is safe to repeat)."""
+        pool = self._require_pool()
+        for attempt in (1, 2):
+            try:
+                async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+                    return await work(conn)
+            except _STALE as error:
+                if attempt == 2:
+                    raise StoreUnavailable(f"database connection lost: {describe(error)}") from None
+                pool.expire_connections()  # the others died with it: replace them all
+                log.info("database connection was closed; trying a fresh one")
+            except _UNAVAILABLE as error:
+                raise StoreUnavailable(f"database write failed: {describe(error)}") from None
+        raise AssertionError("unreachable")
+
     async def claim(
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
     ) -> Claim:
         m = message
-        try:
-            async with self._require_pool().acquire() as conn, conn.transaction():
-                if guard is not None:
-                    await conn.execute(_CLAIM_SETUP_GUARDED, m.sender)
-                else:
-                    await conn.execute(_ASYNC_COMMIT)
-                inserted = await conn.fetchval(_INSERT, *m.row(owner, expires))
-                if inserted is not None:
-                    state = await _guard_state(conn, m, guard) if guard else None
-                    return Claim(ClaimStatus.CLAIMED, guard=state)
-                row = await conn.fetchrow(_CLAIM_STATE, m.sms_sid)
-                now = time.time()
-                if row["state"] == "done":
-                    await conn.execute(_FETCHED, now, m.sms_sid)
-                    return Claim(ClaimStatus.ANSWERED, reply=row["reply"])
-                if row["claim_expires"] is None or row["claim_expires"] < now:
-                    # The owner died or hung past the deadline: take the SmsSid over.
-                    await conn.execute(_TAKE_OVER, owner, expires, m.sms_sid)
-                    state = await _guard_state(conn, m, guard) if guard else None
-                    return Claim(ClaimStatus.CLAIMED, guard=state)
-                return Claim(ClaimStatus.BUSY, expires=row["claim_expires"])
-        except _UNAVAILABLE as error:
-            raise StoreUnavailable(f"database write failed: {error}") from None
+
+        async def work(conn: Any) -> Claim:
+            if guard is not None:
+                await conn.execute(_CLAIM_LOCK, m.sender)
+            inserted = await conn.fetchval(_INSERT, *m.row(owner, expires))
+            if inserted is not None:
+                state = await _guard_state(conn, m, guard) if guard else None
+                return Claim(ClaimStatus.CLAIMED, guard=state)
+            state_, reply, holder, holder_expires, lease, db_started = await conn.fetchrow(
+                _CLAIM_STATE, m.sms_sid
+            )
+            now = time.time()
+            if state_ == "done":
+                await conn.execute(_FETCHED, now, m.sms_sid)
+                return Claim(ClaimStatus.ANSWERED, reply=reply)
+            if holder is None or holder == owner:
+                # Released, or ours with nobody in this process working on it: the handler
+                # has not run to an answer, so it may run now.
+                await conn.execute(_RETAKE, owner, expires, m.sms_sid)
+                state = await _guard_state(conn, m, guard) if guard else None
+                return Claim(ClaimStatus.CLAIMED, guard=state)
+            owner_gone = (lease is None or lease < now) and float(db_started) < now - OWNER_LEASE
+            if (holder_expires is None or holder_expires < now) and owner_gone:
+                # Its owner stopped renewing its lease (killed, or cut off from the database
+                # that long): the one case where a handler may run a second time.
+                await conn.execute(_TAKE_OVER, owner, expires, m.sms_sid)
+                state = await _guard_state(conn, m, guard) if guard else None
+                return Claim(ClaimStatus.CLAIMED, guard=state, taken_over=True)
+            return Claim(ClaimStatus.BUSY, expires=max(holder_expires or now, now))
+
+        return await self._transaction(work)
 
     async def complete(self, completion: Completion) -> str | None:
         c = completion
-        try:
-            async with self._require_pool().acquire() as conn, conn.transaction():
-                won = await conn.fetchval(_COMPLETE, *c.row())
-                if won is not None:
-                    if c.session is not None:
-                        s = c.session
-                        await conn.execute(
-                            _SAVE_SESSION, s.sender, s.recipient, s.data, s.expires_at, time.time()
-                        )
-                    return c.reply
-                # Another process completed first: its answer stands for every request.
-                stored: str | None = await conn.fetchval(_STORED_REPLY, c.sms_sid)
-                return stored
-        except _UNAVAILABLE as error:
-            raise StoreUnavailable(f"database write failed: {error}") from None
+
+        async def work(conn: Any) -> tuple[bool, str | None]:
+            won = await conn.fetchval(_COMPLETE, *c.row())
+            if won is not None:
+                if c.session is not None:
+                    s = c.session
+                    await conn.execute(
+                        _SAVE_SESSION, s.sender, s.recipient, s.data, s.expires_at, time.time()
+                    )
+                return True, c.reply
+            row = await conn.fetchrow(_STORED_ANSWER, c.sms_sid)
+            if row is None or row["state"] != "done":
+                return False, None
+            # Another process completed first: its answer stands for every request.
+            stored: str | None = row["reply"]
+            return True, stored
+
+        found, reply = await self._transaction(work)
+        if not found:
+            raise ClaimLost(c.sms_sid)
+        return reply
+
+    async def release(self, sms_sids: Sequence[str], owner: str) -> None:
+        async def work(conn: Any) -> None:
+            await conn.execute(_RELEASE, list(sms_sids), owner)
+
+        await self._transaction(work)
+
+    async def renew_lease(self, owner: str, until: float) -> None:
+        async def work(conn: Any) -> None:
+            await conn.execute(_RENEW, owner, until, time.time())
+
+        await self._transaction(work)
+
+    async def drop_lease(self, owner: str) -> None:
+        async def work(conn: Any) -> None:
+            await conn.execute(_DROP_LEASE, owner)
+
+        await self._transaction(work)
 
     def record_fetch(self, sms_sid: str, at: float) -> None:
         # Counted in memory and written in one statement shortly after: a replay (Exotel's

@@ -49,10 +49,21 @@ messages = Table(
     Column("dlt_reason", Text),
     Column("guard", String(32)),  # why a reply was suppressed: opted_out, loop, ...
     Column("late_reply", Text),  # sent through the API after the deadline
+    # times another process took the claim over after its owner stopped renewing its lease
+    Column("takeovers", Integer, nullable=False, server_default="0"),
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_sender", "sender", "received_at"),
     Index("ix_messages_rule", "rule", "received_at"),
     # and ix_messages_problems (outcome, received_at) for the rare outcomes (migration 0007)
+    sqlite_autoincrement=True,  # ids never reused after a prune (migration 0008)
+)
+
+claim_owners = Table(  # one row per running exosms process: its lease on its claims
+    "claim_owners",
+    metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("lease_until", Float, nullable=False),
+    Column("started_at", Float, nullable=False),
 )
 # Also on messages (migration 0007): SQLite keeps the FTS5 table messages_fts in step by
 # trigger; PostgreSQL has a GIN index on to_tsvector('simple', body || ' ' || reply).
@@ -179,4 +190,5 @@ MESSAGE_COLUMNS = (
     "dlt_reason",
     "guard",
     "late_reply",
+    "takeovers",
 )

@@ -182,6 +182,14 @@ class SqlReader:
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
 
+    async def count_before(self, before: float) -> int:
+        query = select(func.count()).where(messages.c.received_at < before)
+        try:
+            async with self.engine.connect() as conn:
+                return int((await conn.execute(query)).scalar_one())
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+
     async def prune(self, before: float, batch: int) -> int:
         """Delete messages received before ``before``, ``batch`` rows per transaction."""
         total = 0
@@ -277,6 +285,9 @@ class SqlBackedStore:
 
     async def templates_version(self) -> str:
         return await self._reader.templates_version()
+
+    async def count_before(self, before: float) -> int:
+        return await self._reader.count_before(before)
 
     async def prune(self, before: float, batch: int = 1000) -> int:
         await self.inbox.refresh()  # conversations count every message before some go

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -27,6 +27,7 @@ from exosms.guards import ONE_DAY, OPT_IN, OPT_OUT, TEN_MINUTES, GuardQuery, Gua
 from exosms.inbox.queries import InboxQueries
 from exosms.store.base import (
     Claim,
+    ClaimLost,
     ClaimStatus,
     Completion,
     NewMessage,
@@ -47,17 +48,32 @@ _INSERT = (
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending', ?12, ?13, 1, ?10)"
     " ON CONFLICT (sms_sid) DO NOTHING"
 )
-_CLAIM_STATE = "SELECT state, reply, claim_expires FROM messages WHERE sms_sid = ?"
-_TAKE_OVER = (
-    "UPDATE messages SET claim_owner = ?, claim_expires = ? WHERE sms_sid = ? AND state = 'pending'"
+_CLAIM_STATE = (
+    "SELECT state, reply, claim_owner, claim_expires,"
+    " (SELECT lease_until FROM claim_owners WHERE owner = messages.claim_owner)"
+    " FROM messages WHERE sms_sid = ?"
 )
+_RETAKE = "UPDATE messages SET claim_owner = ?, claim_expires = ? WHERE sms_sid = ?"
+_TAKE_OVER = (
+    "UPDATE messages SET claim_owner = ?, claim_expires = ?, takeovers = takeovers + 1"
+    " WHERE sms_sid = ?"
+)
+_RELEASE = (
+    "UPDATE messages SET claim_owner = NULL, claim_expires = 0"
+    " WHERE sms_sid = ? AND claim_owner = ? AND state = 'pending'"
+)
+_RENEW = (
+    "INSERT INTO claim_owners (owner, lease_until, started_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until"
+)
+_DROP_LEASE = "DELETE FROM claim_owners WHERE owner = ?"
 _COMPLETE = (
     "UPDATE messages SET state = 'done', reply = ?, rule = ?, outcome = ?, handler_ms = ?,"
     " error = ?, answered_at = ?, reply_encoding = ?, reply_units = ?, reply_parts = ?,"
     " dlt_template_id = ?, dlt_reason = ?, guard = ?, claim_owner = NULL, claim_expires = NULL"
     " WHERE sms_sid = ? AND state = 'pending'"
 )
-_STORED_REPLY = "SELECT reply FROM messages WHERE sms_sid = ?"
+_STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = ?"
 _SAVE_SESSION = (
     "INSERT INTO sessions (sender, recipient, data, expires_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender, recipient) DO UPDATE SET"
@@ -124,30 +140,50 @@ def _claim(
     inserted = conn.execute(_INSERT, m.row(owner, expires))
     if inserted.rowcount == 1:
         return Claim(ClaimStatus.CLAIMED, guard=_guard_state(conn, m, guard) if guard else None)
-    state, reply, claim_expires = conn.execute(_CLAIM_STATE, (m.sms_sid,)).fetchone()
+    state, reply, holder, holder_expires, lease = conn.execute(
+        _CLAIM_STATE, (m.sms_sid,)
+    ).fetchone()
     now = time.time()
     if state == "done":
         conn.execute(_FETCHED, (now, m.sms_sid))
         return Claim(ClaimStatus.ANSWERED, reply=reply)
-    if claim_expires is None or claim_expires < now:
-        # The owner died or hung past the deadline: this request takes the SmsSid over.
-        conn.execute(_TAKE_OVER, (owner, expires, m.sms_sid))
+    if holder is None or holder == owner:
+        # Released, or ours with nobody in this process working on it: the handler has not
+        # run to an answer, so it may run now.
+        conn.execute(_RETAKE, (owner, expires, m.sms_sid))
         return Claim(ClaimStatus.CLAIMED, guard=_guard_state(conn, m, guard) if guard else None)
-    return Claim(ClaimStatus.BUSY, expires=claim_expires)
+    if (holder_expires is None or holder_expires < now) and (lease is None or lease < now):
+        # Its owner stopped renewing its lease (the process died or hangs): the one case
+        # where a handler may run a second time.
+        conn.execute(_TAKE_OVER, (owner, expires, m.sms_sid))
+        state_now = _guard_state(conn, m, guard) if guard else None
+        return Claim(ClaimStatus.CLAIMED, guard=state_now, taken_over=True)
+    return Claim(ClaimStatus.BUSY, expires=max(holder_expires or now, now))
 
 
-def _complete(conn: sqlite3.Connection, c: Completion) -> str | None:
+def _complete(conn: sqlite3.Connection, c: Completion) -> tuple[bool, str | None]:
+    """(found, the stored reply): found is False when no message row is there to complete."""
     updated = conn.execute(_COMPLETE, c.row())
     if updated.rowcount == 1:
         if c.session is not None:
             s = c.session
             conn.execute(_SAVE_SESSION, (s.sender, s.recipient, s.data, s.expires_at, time.time()))
-        return c.reply
-    row = conn.execute(_STORED_REPLY, (c.sms_sid,)).fetchone()
-    # Another process completed first (after taking over our expired claim): its answer
-    # stands, so that every request for this SmsSid gets the same bytes.
-    stored: str | None = c.reply if row is None else row[0]
-    return stored
+        return True, c.reply
+    row = conn.execute(_STORED_ANSWER, (c.sms_sid,)).fetchone()
+    if row is None or row[0] != "done":
+        return False, None
+    # Another process completed first (after taking over a claim): its answer stands, so
+    # that every request for this SmsSid gets the same bytes.
+    stored: str | None = row[1]
+    return True, stored
+
+
+def _release(conn: sqlite3.Connection, sms_sids: list[str], owner: str) -> None:
+    conn.executemany(_RELEASE, [(sid, owner) for sid in sms_sids])
+
+
+def _renew(conn: sqlite3.Connection, owner: str, until: float) -> None:
+    conn.execute(_RENEW, (owner, until, time.time()))
 
 
 _FETCHED_MANY = (
@@ -381,8 +417,20 @@ class SqliteStore(SqlBackedStore):
         return result
 
     async def complete(self, completion: Completion) -> str | None:
-        result: str | None = await self._writer.submit(_complete, completion)
-        return result
+        found, reply = await self._writer.submit(_complete, completion)
+        if not found:
+            raise ClaimLost(completion.sms_sid)
+        stored: str | None = reply
+        return stored
+
+    async def release(self, sms_sids: Sequence[str], owner: str) -> None:
+        await self._writer.submit(_release, list(sms_sids), owner, durable=False)
+
+    async def renew_lease(self, owner: str, until: float) -> None:
+        await self._writer.submit(_renew, owner, until, durable=False)
+
+    async def drop_lease(self, owner: str) -> None:
+        await self._writer.submit(lambda conn: conn.execute(_DROP_LEASE, (owner,)), durable=False)
 
     def record_fetch(self, sms_sid: str, at: float) -> None:
         # Counted in memory and written with the writer's next batch: a replay (Exotel's GET

@@ -48,8 +48,11 @@ def parse_database_url(text: str) -> DatabaseUrl:
     raise DatabaseUrlError(f"unsupported database {backend!r}: use sqlite or postgresql")
 
 
-def open_store(database_url: str, *, pool_size: int = 10) -> Store:
-    """Make the store for ``database_url``; call ``await store.open()`` to connect."""
+def open_store(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Store:
+    """Make the store for ``database_url``; call ``await store.open()`` to connect.
+
+    ``timeout`` bounds each call a server database gets (connect, statement).
+    """
     parsed = parse_database_url(database_url)
     if parsed.backend == "sqlite":
         from exosms.store.sqlite import SqliteStore
@@ -57,4 +60,4 @@ def open_store(database_url: str, *, pool_size: int = 10) -> Store:
         return SqliteStore(parsed)
     from exosms.store.postgres import PostgresStore
 
-    return PostgresStore(parsed, pool_size=pool_size)
+    return PostgresStore(parsed, pool_size=pool_size, timeout=timeout)
