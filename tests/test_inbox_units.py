@@ -193,3 +193,19 @@ def test_exosms_init_asks_for_the_inbox_password(tmp_path: Path) -> None:
     skipped = tmp_path / "other.toml"
     result = CliRunner().invoke(main, ["init", "--file", str(skipped), "--inbox"], input="\n")
     assert result.exit_code == 0 and "inbox" not in tomllib.loads(skipped.read_text())
+
+
+def test_a_taken_over_message_says_its_handler_may_have_run_twice() -> None:
+    from exosms.inbox.present import why
+    from exosms.store import StoredMessage
+
+    def stored(**changes: object) -> StoredMessage:
+        base = dict.fromkeys(StoredMessage.__slots__)  # type: ignore[attr-defined]
+        base.update(id=1, sms_sid="s", body="HI", state="done", fetch_count=1, takeovers=0)
+        base.update(changes)
+        return StoredMessage(**base)  # type: ignore[arg-type]
+
+    assert why(stored(outcome="replied", reply="hello")) == ""
+    assert "may have run twice" in why(stored(outcome="replied", reply="hello", takeovers=1))
+    not_started = stored(outcome="handler_not_started", error="all 32 handler threads were busy")
+    assert why(not_started) == "all 32 handler threads were busy: the fallback was sent"

@@ -285,6 +285,14 @@ class Settings(BaseSettings):
         description="Reply handlers running at once; a request that cannot start one within "
         "the deadline gets the fallback.",
     )
+    handler_threads: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Threads for plain (non-async) handlers, their own pool: a hung handler "
+        "holds one thread; when all are busy past the deadline, the message gets the fallback "
+        "and the outcome `handler_not_started`.",
+    )
     header_timeout: float = Field(
         10.0,
         gt=0,

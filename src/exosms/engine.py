@@ -1,23 +1,35 @@
 """The reply engine: claim the SmsSid, dispatch to the router, store the answer, replay it.
 
-Exactly once per SmsSid: the first request stores the message and claims the SmsSid in the
+Once per SmsSid: the first request stores the message and claims the SmsSid in the
 database; only the claim holder calls the handler. Requests for the same SmsSid in this
 process wait on the holder's future; in another process, they wait for the stored answer.
-An answer is returned only after it is durably committed.
+An answer is returned only after it is durably committed, and every database call on the
+way is bounded by the reply deadline.
+
+When the answer was worked out but could not be stored (the database failed or did not
+answer in time), the request fails (Exotel gets a 503) and the answer is kept: a retry is
+answered with it, and the engine keeps trying to store it, so that any process can serve it
+once the database is back. The handler is not called again. A claim this process holds but
+no longer works on is released. Claims stay this process's own while it renews its lease;
+only a claim whose owner stopped renewing may be taken over (the owner died), the one case
+in which a handler may run twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
 import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from exosms import dlt
 from exosms.dlt import TemplateRegistry, Verdict
@@ -28,6 +40,9 @@ from exosms.routing import Router, Rule
 from exosms.segments import segment
 from exosms.sms import IncomingSms, Match, Reply, Session
 from exosms.store.base import (
+    OWNER_LEASE,
+    AnswerPending,
+    ClaimLost,
     ClaimStatus,
     Completion,
     NewMessage,
@@ -38,8 +53,12 @@ from exosms.store.base import (
 
 log = logging.getLogger("exosms.engine")
 
-CLAIM_GRACE = 1.0  # seconds past the reply deadline before another process may take over
+CLAIM_GRACE = 1.0  # seconds past the reply deadline: a request's whole budget is deadline + this
 POLL_INTERVAL = 0.02  # seconds between looks at a SmsSid another process is answering
+UPKEEP_INTERVAL = OWNER_LEASE / 5  # lease renewals; retries of answers not yet stored
+MIN_WRITE_TIME = 0.25  # seconds an answer's write gets even when the budget is spent
+MAX_UNSAVED = 100_000  # answers kept for retry while the database is down (a few MB)
+T = TypeVar("T")
 
 
 class Outcome:
@@ -49,6 +68,7 @@ class Outcome:
     FALLBACK_ERROR = "fallback_error"
     DLT_REFUSED = "dlt_refused"  # matched no approved template in enforce mode
     TOO_LONG = "too_long"  # needed more SMS parts than max_reply_parts
+    HANDLER_NOT_STARTED = "handler_not_started"  # no free handler slot within the deadline
     SUPPRESSED = "suppressed"  # a guard allowed no reply (opted out, rate-limited, loop, ...)
     REPLAYED = "replayed"  # not stored: how a repeated request was answered
 
@@ -193,6 +213,7 @@ class ReplyEngine:
         session_ttl: float = 1800.0,
         guards: Guards | None = None,
         max_concurrent_handlers: int = 100,
+        handler_threads: int = 32,
         late_replies: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
@@ -206,10 +227,91 @@ class ReplyEngine:
         self.late_replies = late_replies
         self._late_tasks: set[asyncio.Task[None]] = set()
         self._handler_slots = asyncio.Semaphore(max_concurrent_handlers)
+        # Plain (sync) handlers get threads of their own: a hung one holds one thread, and
+        # logins, reloads and queries keep the default executor.
+        self.handler_threads = handler_threads
+        self._handler_pool = concurrent.futures.ThreadPoolExecutor(
+            handler_threads, thread_name_prefix="exosms-handler"
+        )
         self.owner = uuid.uuid4().hex
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._cache_size = cache_size
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
+        self._unsaved: dict[str, Completion] = {}  # worked out, not (surely) stored
+        self._doubtful: set[str] = set()  # claims held here that nobody here works on
+        self._releasing: asyncio.Future[None] | None = None  # set while releasing them
+        self._upkeep: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Take this process's lease and keep it renewed (call once the store is open)."""
+        try:
+            await self._bounded(self.store.renew_lease(self.owner, time.time() + OWNER_LEASE))
+        except StoreUnavailable as error:
+            log.warning("could not take the claim lease yet: %s", error)
+        self._upkeep = asyncio.get_running_loop().create_task(self._upkeep_forever())
+
+    async def stop(self) -> None:
+        """Store what can be stored, let go of the rest, end the lease."""
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
+            self._upkeep = None
+        with contextlib.suppress(StoreUnavailable):
+            await self.upkeep()
+            await self._bounded(self.store.drop_lease(self.owner))
+        if self._unsaved:
+            log.error("%d answers could not be stored before stopping", len(self._unsaved))
+        self._handler_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _upkeep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(UPKEEP_INTERVAL)
+            try:
+                await self.upkeep()
+            except StoreUnavailable as error:
+                log.warning("database unavailable: %s", error)
+
+    async def upkeep(self) -> None:
+        """Renew the lease, store answers that could not be stored, release idle claims."""
+        await self._bounded(self.store.renew_lease(self.owner, time.time() + OWNER_LEASE))
+        for sid, completion in list(self._unsaved.items()):
+            if sid in self._inflight:
+                continue  # a retry is storing it right now
+            try:
+                reply = await self._bounded(self.store.complete(completion))
+            except ClaimLost as error:
+                self._unsaved.pop(sid, None)
+                log.error("sid=%s answer dropped: %s", sid, error)
+                continue
+            self._unsaved.pop(sid, None)
+            self._remember(sid, reply)
+            log.info("sid=%s answer stored after the database came back", sid)
+        idle = [sid for sid in self._doubtful if sid not in self._inflight]
+        if idle:
+            # A request for one of these waits until the release is done (see _answer_first):
+            # released after its own claim, the SmsSid would be free for another process.
+            self._releasing = asyncio.get_running_loop().create_future()
+            try:
+                await self._bounded(self.store.release(idle, self.owner))
+                self._doubtful.difference_update(idle)
+            finally:
+                self._releasing.set_result(None)
+                self._releasing = None
+
+    async def _bounded(self, call: Awaitable[T], until: float | None = None) -> T:
+        """Await a store call for at most ``until`` (monotonic; default the reply deadline).
+
+        A call still running then goes on in the background (its outcome is in doubt: the
+        caller treats it as failed) so that a frozen database never holds a request.
+        """
+        task = asyncio.ensure_future(call)
+        limit = self.deadline if until is None else until - time.monotonic()
+        done, _ = await asyncio.wait((task,), timeout=max(limit, 0.0))
+        if not done:
+            task.add_done_callback(_consume)
+            raise StoreUnavailable(f"the database did not answer within {max(limit, 0.0):.1f}s")
+        return task.result()
 
     async def replay(self, sid: str) -> Answer | None:
         """The answer for ``sid`` given or being worked out in this process, if any.
@@ -291,40 +393,79 @@ class ReplyEngine:
             method=method,
         )
         guard_query = self.guards.query(sms) if self.guards is not None else None
+        sid = sms.sms_sid
+        budget = time.monotonic() + self.deadline + CLAIM_GRACE
+        unsaved = self._unsaved.get(sid)
+        if unsaved is not None:
+            # Worked out before, but not stored: store it now (never work it out again).
+            try:
+                reply = await self._bounded(self.store.complete(unsaved), budget)
+            except ClaimLost:
+                self._unsaved.pop(sid, None)  # the database lost the message: start again
+                raise
+            self._unsaved.pop(sid, None)
+            return _answer(reply, unsaved.outcome)
+        if sid in self._doubtful and self._releasing is not None:
+            await asyncio.wait((self._releasing,), timeout=self.deadline)
+        self._doubtful.discard(sid)  # claimed again below: our own claim is simply retaken
         while True:
             expires = time.time() + self.deadline + CLAIM_GRACE
-            claim = await self.store.claim(message, self.owner, expires, guard_query)
+            try:
+                claim = await self._bounded(
+                    self.store.claim(message, self.owner, expires, guard_query),
+                    min(budget, time.monotonic() + self.deadline),
+                )
+            except StoreUnavailable:
+                self._doubtful.add(sid)  # the claim may have been stored: let it go later
+                raise
             if claim.status is ClaimStatus.ANSWERED:
                 return _answer(claim.reply, Outcome.REPLAYED)
             if claim.status is ClaimStatus.CLAIMED:
                 break
-            stored = await self._wait_for_other(sms.sms_sid, claim.expires or expires)
+            stored = await self._wait_for_other(sid, claim.expires or expires, budget)
             if stored is not None:
                 return stored
-        decision = DISPATCH
-        if self.guards is not None and guard_query is not None and claim.guard is not None:
-            decision = self.guards.decide(sms, guard_query, claim.guard)
-        if decision.action == "suppress":
-            log.info("sid=%s no reply: %s", sms.sms_sid, decision.reason)
-        result, sms, _ = await self._work_out(sms, decision)
-        reply = await self.store.complete(
-            Completion(
-                sms_sid=sms.sms_sid,
-                reply=result.reply,
-                rule=result.rule,
-                outcome=result.outcome,
-                handler_ms=result.handler_ms,
-                error=result.error,
-                answered_at=time.time(),
-                reply_encoding=result.encoding,
-                reply_units=result.units,
-                reply_parts=result.parts,
-                dlt_template_id=result.template_id,
-                dlt_reason=result.dlt_reason,
-                guard=result.guard,
-                session=self._session_write(sms),
-            )
+            if time.monotonic() >= budget:
+                raise AnswerPending(f"another exosms process is still answering SmsSid {sid}")
+        if claim.taken_over:
+            log.warning("sid=%s taken over from a process whose lease ran out", sid)
+        try:
+            decision = DISPATCH
+            if self.guards is not None and guard_query is not None and claim.guard is not None:
+                decision = self.guards.decide(sms, guard_query, claim.guard)
+            if decision.action == "suppress":
+                log.info("sid=%s no reply: %s", sid, decision.reason)
+            result, sms, _ = await self._work_out(sms, decision)
+        except BaseException:
+            self._doubtful.add(sid)  # claimed, but no answer worked out: let it go
+            raise
+        completion = Completion(
+            sms_sid=sid,
+            reply=result.reply,
+            rule=result.rule,
+            outcome=result.outcome,
+            handler_ms=result.handler_ms,
+            error=result.error,
+            answered_at=time.time(),
+            reply_encoding=result.encoding,
+            reply_units=result.units,
+            reply_parts=result.parts,
+            dlt_template_id=result.template_id,
+            dlt_reason=result.dlt_reason,
+            guard=result.guard,
+            session=self._session_write(sms),
         )
+        try:
+            reply = await self._bounded(
+                self.store.complete(completion),
+                max(budget, time.monotonic() + MIN_WRITE_TIME),
+            )
+        except StoreUnavailable:
+            if len(self._unsaved) < MAX_UNSAVED:
+                self._unsaved[sid] = completion  # a retry is answered with it; upkeep stores it
+            else:
+                self._doubtful.add(sid)
+            raise
         return _answer(reply, result.outcome)
 
     async def _work_out(
@@ -399,11 +540,13 @@ class ReplyEngine:
             session_state=session_state,
         )
 
-    async def _wait_for_other(self, sid: str, until: float) -> Answer | None:
-        """Wait for another process's answer; ``None`` when its claim expired first."""
-        while time.time() < until:
+    async def _wait_for_other(self, sid: str, until: float, budget: float) -> Answer | None:
+        """Wait for another process's answer; ``None`` when its claim expired (``until``,
+        epoch) or this request's budget (monotonic) ran out first."""
+        until = max(until, time.time() + 10 * POLL_INTERVAL)  # its lease may outlast the claim
+        while time.time() < until and time.monotonic() < budget:
             await asyncio.sleep(POLL_INTERVAL)
-            stored = await self.store.lookup(sid)
+            stored = await self._bounded(self.store.lookup(sid), budget)
             if stored is not None and stored.state == "done":
                 self.store.record_fetch(sid, time.time())
                 return _answer(stored.reply, Outcome.REPLAYED)
@@ -456,6 +599,17 @@ class ReplyEngine:
         ttl = session.ttl if session.ttl is not None else self.session_ttl
         return SessionWrite(sms.sender, sms.recipient, data, time.time() + ttl)
 
+    def _invoke(
+        self, rule: Rule, sms: IncomingSms, match: Match
+    ) -> tuple[asyncio.Future[Any], concurrent.futures.Future[Any] | None]:
+        """Start the handler; a plain function goes to the handler threads (the job is
+        returned too: it can still be cancelled while it waits for a thread)."""
+        if rule.is_async:
+            return asyncio.ensure_future(rule.handler(sms, match)), None  # type: ignore[arg-type]
+        context = contextvars.copy_context()  # as asyncio.to_thread does: DLT registry, ...
+        job = self._handler_pool.submit(context.run, rule.handler, sms, match)
+        return asyncio.wrap_future(job), job
+
     async def _dispatch(self, router: Router, sms: IncomingSms, state: str | None) -> _Result:
         found = router.route(sms, state)
         if found is None:
@@ -471,13 +625,17 @@ class ReplyEngine:
             why = "too many handlers running: no slot within the deadline"
             log.warning("sid=%s %s", sms.sms_sid, why)
             elapsed_ms = (time.perf_counter() - started) * 1000
-            return _Result(self.fallback, rule.name, Outcome.FALLBACK_TIMEOUT, elapsed_ms, why)
+            return _Result(self.fallback, rule.name, Outcome.HANDLER_NOT_STARTED, elapsed_ms, why)
         dlt.set_active(self.gate.registry)  # Reply.template renders with it (context copied)
-        task = asyncio.ensure_future(_invoke(rule, sms, match))
+        task, thread_job = self._invoke(rule, sms, match)
         task.add_done_callback(lambda _: self._handler_slots.release())
         remaining = max(0.0, self.deadline - (time.perf_counter() - started))
         done, _ = await asyncio.wait({task}, timeout=remaining)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        if not done and thread_job is not None and thread_job.cancel():
+            why = f"all {self.handler_threads} handler threads were busy: the handler did not start"
+            log.warning("sid=%s handler %s did not start: %s", sms.sms_sid, rule.name, why)
+            return _Result(self.fallback, rule.name, Outcome.HANDLER_NOT_STARTED, elapsed_ms, why)
         if not done:
             if self.late_replies is not None:
                 # The handler keeps running: its reply goes out through the API when ready.
@@ -520,11 +678,9 @@ class ReplyEngine:
         return _Result(reply, rule.name, outcome, elapsed_ms, None)
 
 
-async def _invoke(rule: Rule, sms: IncomingSms, match: Match) -> Any:
-    if rule.is_async:
-        return await rule.handler(sms, match)  # type: ignore[misc]
-    # Plain functions run in a worker thread: a slow lookup must not stall other requests.
-    return await asyncio.to_thread(rule.handler, sms, match)
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: it was reported as "did not answer in time"
 
 
 def _describe(error: BaseException) -> str:

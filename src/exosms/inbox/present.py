@@ -22,6 +22,7 @@ OUTCOME_LABELS = {
     "no_reply": "no reply",
     "suppressed": "held back by a guard",
     "fallback_timeout": "fallback: handler too slow",
+    "handler_not_started": "fallback: handler could not start",
     "fallback_error": "fallback: handler failed",
     "dlt_refused": "DLT refused",
     "too_long": "too long",
@@ -34,6 +35,7 @@ OUTCOME_COLOURS = {
     "no_reply": "#90a4ae",
     "suppressed": "#8e24aa",
     "fallback_timeout": "#ef6c00",
+    "handler_not_started": "#f57f17",
     "fallback_error": "#d84315",
     "dlt_refused": "#c62828",
     "too_long": "#6d4c41",
@@ -43,8 +45,18 @@ OUTCOME_COLOURS = {
 }
 
 
+TAKEN_OVER = "answered by another process after the first stopped: the handler may have run twice"
+
+
 def why(message: StoredMessage) -> str:
     """In words: why this message got the answer it got (empty for a plain reply)."""
+    reason = _why_outcome(message)
+    if message.takeovers:
+        return f"{reason}; {TAKEN_OVER}" if reason else TAKEN_OVER
+    return reason
+
+
+def _why_outcome(message: StoredMessage) -> str:
     outcome = message.outcome if message.state == "done" else "pending"
     if outcome == "no_reply":
         if message.rule is None:
@@ -54,6 +66,8 @@ def why(message: StoredMessage) -> str:
         return GUARD_REASONS.get(message.guard or "", f"held back: {message.guard}")
     if outcome == "fallback_timeout":
         return f"{message.error or 'handler too slow'}: the fallback was sent"
+    if outcome == "handler_not_started":
+        return f"{message.error or 'no free handler slot'}: the fallback was sent"
     if outcome == "fallback_error":
         return f"handler failed ({message.error or 'error'}): the fallback was sent"
     if outcome == "dlt_refused":

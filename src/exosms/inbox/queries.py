@@ -29,6 +29,7 @@ OUTCOMES = (
     "no_reply",
     "suppressed",
     "fallback_timeout",
+    "handler_not_started",
     "fallback_error",
     "dlt_refused",
     "too_long",

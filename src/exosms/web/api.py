@@ -316,6 +316,7 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
         "dlt_verdict": {"type": "string", "enum": list(DLT_VERDICTS)},
         "guard": _NULLABLE_STRING,
         "late_reply": _NULLABLE_STRING,
+        "takeovers": {"type": "integer"},
         "delivery": {"$ref": "#/components/schemas/Delivery"},
     }
     return {

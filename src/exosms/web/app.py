@@ -92,6 +92,7 @@ def create_app(
         session_ttl=settings.session_ttl,
         guards=Guards(settings.guards),
         max_concurrent_handlers=settings.max_concurrent_handlers,
+        handler_threads=settings.handler_threads,
     )
     late = settings.late_replies
     if late == "api" or (late == "auto" and settings.exotel.is_configured):
@@ -150,6 +151,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        await engine.start()
         await load_templates()
         watcher = asyncio.create_task(watch_templates())
         # The overview's first read of a week of messages is the slow one: do it now.
@@ -191,6 +193,7 @@ def create_app(
             for running in worker:
                 await running.stop()
             await close_clients()
+            await engine.stop()
             await store.close()
 
     async def healthz(request: Request) -> Response:
@@ -273,7 +276,11 @@ def app_from_environment() -> Starlette:
     return create_app(
         settings,
         rebuild(),
-        open_store(settings.database_url, pool_size=settings.database_pool_size),
+        open_store(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            timeout=settings.reply_deadline,
+        ),
         rebuild_router=rebuild,
         watch=rules_source(settings, config_file),
     )

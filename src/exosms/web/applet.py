@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from exosms.engine import ReplyEngine
 from exosms.exotel.applet import BadRequest, answer_headers, parse_query, peek_sid
-from exosms.store.base import StoreUnavailable
+from exosms.store.base import AnswerPending, StoreUnavailable
 from exosms.web.auth import Gatekeeper
 
 log = logging.getLogger("exosms.request")
@@ -89,6 +89,10 @@ class AppletEndpoint:
             return
         try:
             answer = await self.engine.receive(request, method)
+        except AnswerPending as error:
+            log.warning("sid=%s %s not answered yet: %s", request.sms_sid, method, error)
+            await send_text(send, 503, "another process is still answering, try again\n", head=head)
+            return
         except StoreUnavailable as error:
             log.error("sid=%s %s database unavailable: %s", request.sms_sid, method, error)
             await send_text(send, 503, "database unavailable, try again\n", head=head)
