@@ -145,6 +145,44 @@ def test_prune(tmp_path: Path) -> None:
     done = exosms("prune", "--older-than", "90d", "--database", db, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "deleted 0 message(s) received before" in done.stdout
-    done = exosms("prune", "--older-than", "soon", "--database", db, cwd=tmp_path)
-    assert done.returncode == 2
-    assert "'soon' is not a duration" in done.stderr
+    for wrong in ("soon", "90", "1m", "0d", "-3d"):
+        done = exosms("prune", "--older-than", wrong, "--database", db, cwd=tmp_path)
+        assert done.returncode == 2, wrong
+        assert "use a number with min, h, d or w" in done.stderr, done.stderr
+
+
+def test_prune_units_and_dry_run(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    from exosms.cli import parse_age
+
+    assert [parse_age(a) for a in ("30min", "12h", "90d", "2w", "1.5h")] == [
+        1800,
+        43200,
+        90 * 86400,
+        14 * 86400,
+        5400,
+    ]
+    db_path = tmp_path / "p.db"
+    db = f"sqlite:///{db_path}"
+    assert exosms("db", "upgrade", "--database", db, cwd=tmp_path).returncode == 0
+    now = time.time()
+    with sqlite3.connect(db_path) as conn:
+        for n, age in enumerate([3 * 3600, 3 * 3600, 60]):
+            conn.execute(
+                "INSERT INTO messages (sms_sid, sender, sender_raw, recipient, recipient_raw,"
+                " body, query, date_raw, received_at, method, state) VALUES"
+                " (?, '+919052161119', '9052161119', '56070', '56070', 'hi', '', '', ?, 'GET',"
+                " 'done')",
+                (f"p{n}", now - age),
+            )
+    dry = exosms("prune", "--older-than", "2h", "--dry-run", "--database", db, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete 2 message(s) received before" in dry.stdout
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 3
+    done = exosms("prune", "--older-than", "2h", "--database", db, cwd=tmp_path)
+    assert "deleted 2 message(s)" in done.stdout
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT sms_sid FROM messages").fetchall() == [("p2",)]
