@@ -1,7 +1,10 @@
 """The exosms benchmark: the request-to-reply hot path against the fastest Python responder.
 
 Usage:  python3 bench/run.py [--duration 10] [--repeats 3] [--connections 1,32] [--quick]
-                             [--only exosms-sqlite,bare-asgi] [--no-postgres]
+                             [--only exosms-sqlite,bare-asgi] [--no-postgres] [--compare REV]
+
+``--compare REV`` also runs exosms as it was at git revision REV (checked out into a temporary
+worktree, run with this venv), beside today's, in the same run: what a change costs.
 
 Starts each server in turn on 127.0.0.1, drives it with wrk and bench/exotel.lua, and writes
 bench/results/<date>.json and .md. Needs wrk (Debian package `wrk`: it is installed when
@@ -260,6 +263,7 @@ def main() -> None:
     parser.add_argument("--only", default="")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--quick", action="store_true", help="3 s, one repeat: a smoke run")
+    parser.add_argument("--compare", default="", help="also run exosms at this git revision")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeats = 3, 1
@@ -284,13 +288,29 @@ def main() -> None:
     ]
     exosms = [PYTHON, "-m", "exosms", "serve", "--port", "{port}", "--app", "bench_apps:router"]
     bench_env = {"PYTHONPATH": str(BENCH)}  # default settings: durable, logging at info
-    pg_url = None if args.no_postgres else pg_database()
-    targets = [
-        Target("bare-asgi", [*uvicorn, "bench_apps:bare"]),
-        Target("exosms-sqlite", [*exosms, "--database", "sqlite:///bench.db"], bench_env),
-    ]
-    if pg_url:
-        targets.append(Target("exosms-postgres", [*exosms, "--database", pg_url], bench_env))
+    versions = [("", bench_env)]
+    worktree = None
+    if args.compare:
+        worktree = Path(tempfile.mkdtemp(prefix="exosms-bench-rev-")) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.compare],
+            check=True,
+            capture_output=True,
+        )
+        # That revision's package first on the path: it shadows this checkout's editable one.
+        versions.append(
+            (f"@{args.compare}", {"PYTHONPATH": f"{worktree / 'src'}{os.pathsep}{BENCH}"})
+        )
+    pg_urls: list[str] = []
+    targets = [Target("bare-asgi", [*uvicorn, "bench_apps:bare"])]
+    for suffix, env in versions:
+        db = f"sqlite:///bench{suffix.replace('@', '-')}.db"
+        targets.append(Target(f"exosms-sqlite{suffix}", [*exosms, "--database", db], env))
+    for suffix, env in [] if args.no_postgres else versions:
+        pg_url = pg_database()
+        if pg_url:
+            pg_urls.append(pg_url)
+            targets.append(Target(f"exosms-postgres{suffix}", [*exosms, "--database", pg_url], env))
     targets.append(
         Target("fastapi-empty", [*uvicorn, "--factory", "bench_apps:fastapi_app"], get_only=True)
     )
@@ -306,8 +326,13 @@ def main() -> None:
                     target, wrk, connections, args.duration, args.repeats, Path(tmp)
                 )
     finally:
-        if pg_url:
+        for pg_url in pg_urls:
             drop_pg(pg_url)
+        if worktree is not None:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                check=False,
+            )
     stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
     machine = (
         f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
