@@ -271,6 +271,8 @@ class ReplyEngine:
                 await self.upkeep()
             except StoreUnavailable as error:
                 log.warning("database unavailable: %s", error)
+            except Exception:  # never let the lease lapse over a bug: report it, go on
+                log.exception("claim upkeep failed")
 
     async def upkeep(self) -> None:
         """Renew the lease, store answers that could not be stored, release idle claims."""
