@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import DEADLINE, Exotel, new_sid, serve, wait_for
+from faults_support import DEADLINE, Exotel, new_sid, serve, wait_for
 from private_pg import PrivateCluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -108,7 +108,7 @@ def test_a_frozen_database_gets_503_in_time_and_service_resumes(
                 assert status == 503, content
                 assert took <= DEADLINE + 1 + 0.3, f"503 after {took:.2f}s"
             assert health.status_code == 503
-            print("frozen: slowest 503 after %.2fs" % max(t for _, _, t in results))
+            print(f"frozen: slowest 503 after {max(t for _, _, t in results):.2f}s")
             for sid in [mid, *fresh]:
                 await exotel.until_answered(http, proc.url, sid, f"SLOWECHO {sid}")
 

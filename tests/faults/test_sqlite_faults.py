@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DEADLINE, Exotel, new_sid, serve
+from faults_support import DEADLINE, Exotel, new_sid, serve
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
