@@ -46,6 +46,7 @@ from exosms.store.base import (
     ClaimStatus,
     Completion,
     NewMessage,
+    OutboxWrite,
     SessionWrite,
     Store,
     StoreUnavailable,
@@ -334,8 +335,14 @@ class ReplyEngine:
         self.store.record_fetch(sid, time.time())
         return _answer(answer.reply, Outcome.REPLAYED)
 
-    async def receive(self, request: AppletRequest, method: str) -> Answer:
-        """Answer one applet request (HEAD or GET). Raises ``StoreUnavailable``."""
+    async def receive(
+        self, request: AppletRequest, method: str, *, queue_reply: bool = False
+    ) -> Answer:
+        """Answer one applet request (HEAD or GET). Raises ``StoreUnavailable``.
+
+        With ``queue_reply`` (the webhooks), the reply is queued for Exotel's send API in the
+        same transaction as the answer: queued once, however often the request comes.
+        """
         sid = request.sms_sid
         if sid in self._cache:
             self.store.record_fetch(sid, time.time())
@@ -348,7 +355,7 @@ class ReplyEngine:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._inflight[sid] = future
         try:
-            answer = await self._answer_first(request, method)
+            answer = await self._answer_first(request, method, queue_reply)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: followers re-raise it, nobody else needs it
@@ -367,7 +374,7 @@ class ReplyEngine:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def _answer_first(self, request: AppletRequest, method: str) -> Answer:
+    async def _answer_first(self, request: AppletRequest, method: str, queue_reply: bool) -> Answer:
         received_at = time.time()
         exotel_date = parse_exotel_date(request.date)
         sms = IncomingSms(
@@ -456,6 +463,9 @@ class ReplyEngine:
             dlt_reason=result.dlt_reason,
             guard=result.guard,
             session=self._session_write(sms),
+            outbox=OutboxWrite(sms.sender, result.reply, result.template_id, result.parts)
+            if queue_reply and result.reply
+            else None,
         )
         try:
             reply = await self._bounded(
@@ -577,19 +587,13 @@ class ReplyEngine:
         if result.reply is None:
             log.warning("late reply for %s not sent: %s", sms.sms_sid, result.error)
             return
+        queued = OutboxWrite(sms.sender, result.reply, result.template_id, result.parts)
         try:
-            queued = await self.store.outbox.enqueue(
-                sms.sender,
-                result.reply,
-                message_sid=sms.sms_sid,
-                template_id=result.template_id,
-                parts=result.parts,
-            )
-            await self.store.record_late_reply(sms.sms_sid, result.reply)
+            await self.store.record_late_reply(sms.sms_sid, result.reply, queued)
         except StoreUnavailable as error:
             log.error("late reply for %s lost: database unavailable: %s", sms.sms_sid, error)
             return
-        if queued is not None and self.late_replies is not None:
+        if self.late_replies is not None:
             log.info("late reply for %s queued for the API", sms.sms_sid)
             self.late_replies()
 

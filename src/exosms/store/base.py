@@ -86,6 +86,30 @@ class NewMessage:
 
 
 @dataclass(slots=True)
+class OutboxWrite:
+    """A reply to send through Exotel's API, queued in the same transaction as its answer."""
+
+    to_number: str
+    body: str
+    template_id: str | None = None
+    parts: int | None = None
+    sender: str | None = None
+
+    def row(self, message_sid: str, now: float) -> tuple[Any, ...]:
+        """The values of the outbox INSERT, in the order the stores write them."""
+        return (
+            message_sid,
+            self.to_number,
+            self.sender,
+            self.body,
+            self.template_id,
+            now,
+            now,
+            self.parts,
+        )
+
+
+@dataclass(slots=True)
 class Completion:
     """The answer for one SmsSid, written once."""
 
@@ -103,6 +127,7 @@ class Completion:
     dlt_reason: str | None = None
     guard: str | None = None
     session: SessionWrite | None = None  # saved in the same transaction as the answer
+    outbox: OutboxWrite | None = None  # queued in the same transaction (webhook replies)
 
     def row(self) -> tuple[Any, ...]:
         """The values of the answer's UPDATE, in the order the stores write them."""
@@ -259,8 +284,11 @@ class Store(Protocol):
         """What the inbox pages and the JSON API read."""
         ...
 
-    async def record_late_reply(self, sms_sid: str, text: str) -> None:
-        """Note on the message the reply that went out through the API after the deadline."""
+    async def record_late_reply(
+        self, sms_sid: str, text: str, outbox: OutboxWrite | None = None
+    ) -> None:
+        """Note on the message the reply that goes out through the API after the deadline,
+        and queue it (``outbox``) in the same transaction: queued once, however often."""
         ...
 
     async def count_before(self, before: float) -> int:

@@ -83,6 +83,12 @@ WHERE sms_sid = $13 AND state = 'pending'
 RETURNING id
 """
 _STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = $1"
+_QUEUE = """
+INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,
+    next_attempt_at, created_at, parts)
+VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8)
+ON CONFLICT (message_sid) DO NOTHING
+"""
 _SAVE_SESSION = """
 INSERT INTO sessions (sender, recipient, data, expires_at, updated_at)
 VALUES ($1, $2, $3, $4, $5)
@@ -261,6 +267,8 @@ class PostgresStore(SqlBackedStore):
                     await conn.execute(
                         _SAVE_SESSION, s.sender, s.recipient, s.data, s.expires_at, time.time()
                     )
+                if c.outbox is not None:
+                    await conn.execute(_QUEUE, *c.outbox.row(c.sms_sid, time.time()))
                 return True, c.reply
             row = await conn.fetchrow(_STORED_ANSWER, c.sms_sid)
             if row is None or row["state"] != "done":

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.dlt import Template
 from exosms.inbox.queries import InboxQueries
-from exosms.store.base import OptOut, StoredMessage, StoreUnavailable
+from exosms.store.base import OptOut, OutboxWrite, StoredMessage, StoreUnavailable
 from exosms.store.outbox import Outbox
 from exosms.store.schema import (
     MESSAGE_COLUMNS,
@@ -174,11 +174,31 @@ class SqlReader:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return False
 
-    async def record_late_reply(self, sms_sid: str, text: str) -> None:
-        query = update(messages).where(messages.c.sms_sid == sms_sid).values(late_reply=text)
+    async def record_late_reply(
+        self, sms_sid: str, reply: str, queued: OutboxWrite | None = None
+    ) -> None:
+        query = update(messages).where(messages.c.sms_sid == sms_sid).values(late_reply=reply)
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(query)
+                if queued is not None:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO outbox (message_sid, to_number, sender, body,"
+                            " template_id, status, attempts, next_attempt_at, created_at, parts)"
+                            " VALUES (:sid, :to, :sender, :body, :template, 'pending', 0, :now,"
+                            " :now, :parts) ON CONFLICT (message_sid) DO NOTHING"
+                        ),
+                        {
+                            "sid": sms_sid,
+                            "to": queued.to_number,
+                            "sender": queued.sender,
+                            "body": queued.body,
+                            "template": queued.template_id,
+                            "now": time.time(),
+                            "parts": queued.parts,
+                        },
+                    )
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
 
@@ -293,5 +313,7 @@ class SqlBackedStore:
         await self.inbox.refresh()  # conversations count every message before some go
         return await self._reader.prune(before, batch)
 
-    async def record_late_reply(self, sms_sid: str, text: str) -> None:
-        await self._reader.record_late_reply(sms_sid, text)
+    async def record_late_reply(
+        self, sms_sid: str, text: str, outbox: OutboxWrite | None = None
+    ) -> None:
+        await self._reader.record_late_reply(sms_sid, text, outbox)

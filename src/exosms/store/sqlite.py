@@ -74,6 +74,11 @@ _COMPLETE = (
     " WHERE sms_sid = ? AND state = 'pending'"
 )
 _STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = ?"
+_QUEUE = (
+    "INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,"
+    " next_attempt_at, created_at, parts) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)"
+    " ON CONFLICT (message_sid) DO NOTHING"
+)
 _SAVE_SESSION = (
     "INSERT INTO sessions (sender, recipient, data, expires_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender, recipient) DO UPDATE SET"
@@ -168,6 +173,8 @@ def _complete(conn: sqlite3.Connection, c: Completion) -> tuple[bool, str | None
         if c.session is not None:
             s = c.session
             conn.execute(_SAVE_SESSION, (s.sender, s.recipient, s.data, s.expires_at, time.time()))
+        if c.outbox is not None:
+            conn.execute(_QUEUE, c.outbox.row(c.sms_sid, time.time()))
         return True, c.reply
     row = conn.execute(_STORED_ANSWER, (c.sms_sid,)).fetchone()
     if row is None or row[0] != "done":
