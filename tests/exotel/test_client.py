@@ -154,17 +154,56 @@ def test_the_fake_applies_the_dlt_rule_itself(tmp_path: Path) -> None:
     )
     with fake_exotel(tmp_path, db) as strict:
 
-        async def go(body: str, template: str | None) -> str:
+        async def go(body: str, template: str | None) -> tuple[str, str, int]:
             async with Client(
                 "acme", "key", TOKEN, base_url=strict.url, sender="ACMEIN", dlt_mode="off"
             ) as c:
-                return (await c.send("+919052161119", body, template_id=template)).status
+                sent = await c.send("+919052161119", body, template_id=template)
+                later = await c.details(sent.sid)
+                return sent.status, later["Status"], later["DetailedStatusCode"]
 
-        assert run(go("OTP 1234 -ACME", "1107161234567890123")) == "queued"
-        with pytest.raises(InvalidRequest, match="23185"):
-            run(go("OTP 12a4 -ACME", "1107161234567890123"))
+        # As Exotel does: a mismatch is accepted, then reported failed (support 3000112255).
+        assert run(go("OTP 1234 -ACME", "1107161234567890123")) == ("queued", "sent", 20005)
+        assert run(go("OTP 12a4 -ACME", "1107161234567890123")) == ("queued", "failed", 23185)
+        assert run(go("OTP 1234 -ACME", None)) == ("queued", "failed", 23185)
         with pytest.raises(InvalidRequest, match="is not registered"):
-            run(go("OTP 1234 -ACME", None))
+            run(go("OTP 1234 -ACME", "1107000000000000000"))
+
+
+def test_the_fake_answers_as_public_clients_expect(fake: FakeExotelProcess) -> None:
+    import httpx
+
+    auth = ("key", TOKEN)
+    form = {"From": "ACMEIN", "To": "09052161119", "Body": "hello"}
+    xml = httpx.post(f"{fake.url}/v1/Accounts/acme/Sms/send", data=form, auth=auth)
+    assert xml.headers["content-type"].startswith("application/xml")
+    assert "<TwilioResponse><SMSMessage><Sid>" in xml.text
+    answer = httpx.post(f"{fake.url}/v1/Accounts/acme/Sms/send.json", data=form, auth=auth)
+    entry = answer.json()["SMSMessage"]
+    # Every field public clients read directly (ExotelPy fails with KeyError: 'Price').
+    for name in (
+        "Sid",
+        "AccountSid",
+        "From",
+        "To",
+        "DateCreated",
+        "DateUpdated",
+        "DateSent",
+        "Body",
+        "Direction",
+        "Uri",
+        "ApiVersion",
+        "Price",
+        "Status",
+    ):
+        assert name in entry, name
+    for casing in ("SMS", "Sms"):  # Exotel's docs / the PyPI SDK
+        details = httpx.get(
+            f"{fake.url}/v1/Accounts/acme/{casing}/Messages/{entry['Sid']}.json", auth=auth
+        )
+        assert details.json()["SMSMessage"]["Status"] == "sent"
+    wrong = httpx.post(f"{fake.url}/v1/Accounts/acme/Sms/send", data=form, auth=("key", "x"))
+    assert wrong.status_code == 401
 
 
 def test_the_sync_wrapper_for_scripts(fake: FakeExotelProcess) -> None:

@@ -62,4 +62,8 @@ def fake_exotel(workdir: Path, database_url: str | None = None) -> Iterator[Fake
         yield FakeExotelProcess(url)
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:  # a request it was told to never answer
+            process.kill()
+            process.wait(10)

@@ -1,8 +1,18 @@
 """Exotel's SMS send API: ``POST /v1/Accounts/<sid>/Sms/send.json`` (and ``bulksend.json``).
 
-Async (httpx), typed results and typed errors by HTTP status, retries on 429 and 503 with
-exponential backoff and ``Retry-After``, never on other 4xx. The API token is a secret: it
-is sent as HTTP Basic auth and never appears in a log line or an error message.
+Async (httpx), typed results and typed errors. Every failure falls in one of three classes,
+because Exotel documents no idempotency key and each POST it accepted is an SMS on the
+customer's phone and on the bill:
+
+- retried here with backoff (and ``Retry-After``): no connection could be made (the request
+  was never written), 429, 503;
+- final: every other 4xx, with Exotel's own code and message;
+- possibly accepted (:class:`Ambiguous`), never retried: 408, any other 5xx, a timeout after
+  the request was written, a connection lost mid-answer. The outbox waits for the status
+  callback, then holds the SMS for a person.
+
+The API token is a secret: it is sent as HTTP Basic auth and never appears in a log line or
+an error message.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,17 +39,39 @@ HOSTS = {"singapore": "https://api.exotel.com", "mumbai": "https://api.in.exotel
 RETRY_STATUSES = {429, 503}  # rate limit, platform throttle: retry with backoff
 
 
-class ExotelError(Exception):
-    """Exotel refused or failed a request. ``status`` is the HTTP status (0: no answer)."""
+# Failures before the request was written: Exotel cannot have seen it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Exotel answered {status}: {message}" if status else message)
+
+class ExotelError(Exception):
+    """Exotel refused or failed a request. ``status`` is the HTTP status (0: no answer);
+    ``code`` is Exotel's own error code when its answer carried one."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        text = f"Exotel answered {status}: {message}" if status else message
+        super().__init__(f"{text} (code {code})" if code else text)
         self.status = status
         self.message = message
+        self.code = code
 
     @property
     def is_retryable(self) -> bool:
-        return self.status in RETRY_STATUSES or self.status == 0 or self.status >= 500
+        """Safe to send again: Exotel cannot have accepted it."""
+        return self.status in RETRY_STATUSES or (self.status == 0 and not self.is_ambiguous)
+
+    @property
+    def is_ambiguous(self) -> bool:
+        """Exotel may have accepted it: never resend without asking."""
+        return False
+
+
+class Ambiguous(ExotelError):
+    """The request was written, and no clear answer came back: 408, a 5xx other than 503,
+    a timeout while waiting, or a connection lost mid-answer. It may have been sent."""
+
+    @property
+    def is_ambiguous(self) -> bool:
+        return True
 
 
 class AuthenticationError(ExotelError):
@@ -65,16 +98,18 @@ class DltRefused(ExotelError):
     """Not sent: the body matches no approved DLT template (``enforce`` mode)."""
 
 
-def _error(status: int, message: str) -> ExotelError:
+def _error(status: int, message: str, code: str | None = None) -> ExotelError:
     kinds: dict[int, type[ExotelError]] = {
         400: InvalidRequest,
         401: AuthenticationError,
         402: AccountError,
         403: AccountError,
+        408: Ambiguous,
         429: RateLimited,
+        503: Unavailable,
     }
-    kind = kinds.get(status, Unavailable if status == 0 or status >= 500 else ExotelError)
-    return kind(status, message)
+    kind = kinds.get(status, Ambiguous if status >= 500 else ExotelError)
+    return kind(status, message, code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +150,22 @@ def _message_entries(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _exception_message(answer: httpx.Response) -> str:
+def _exception(answer: httpx.Response) -> tuple[str, str | None]:
+    """Exotel's error message and code, from its JSON or XML ``RestException``."""
+    message: Any = None
+    code: Any = None
     try:
         data = answer.json()
         rest = data.get("RestException", data) if isinstance(data, dict) else {}
         message = rest.get("Message") or rest.get("message")
-        if message:
-            return str(message)[:300]
+        code = rest.get("Code") or rest.get("code")
     except ValueError:
-        pass
-    return answer.reason_phrase or "error"
+        found = re.search(r"<Message>(.*?)</Message>", answer.text, re.S)
+        message = found[1].strip() if found else None
+        found = re.search(r"<Code>(.*?)</Code>", answer.text, re.S)
+        code = found[1].strip() if found else None
+    text = str(message)[:300] if message else (answer.reason_phrase or "error")
+    return text, str(code)[:20] if code not in (None, "") else None
 
 
 class Client:
@@ -222,18 +263,23 @@ class Client:
         while True:
             try:
                 answer = await self._http.post(self._url(endpoint), data=data, auth=self._auth)
-            except httpx.HTTPError as error:
+            except _NOT_SENT as error:
                 failure: ExotelError = Unavailable(
-                    0, f"no answer from Exotel: {type(error).__name__}"
+                    0, f"could not reach Exotel: {type(error).__name__}"
                 )
                 retry_after = None
+            except httpx.HTTPError as error:
+                # Written, then no answer (a timeout, a reset): it may have been accepted.
+                raise Ambiguous(
+                    0, f"no answer from Exotel after the request: {type(error).__name__}"
+                ) from None
             else:
                 if answer.status_code < 300:
                     try:
                         return answer.json()
                     except ValueError:
-                        raise Unavailable(answer.status_code, "the answer is not JSON") from None
-                failure = _error(answer.status_code, _exception_message(answer))
+                        raise Ambiguous(answer.status_code, "the answer is not JSON") from None
+                failure = _error(answer.status_code, *_exception(answer))
                 retry_after = answer.headers.get("retry-after")
             if not failure.is_retryable or attempt >= self.max_retries:
                 raise failure
@@ -254,6 +300,24 @@ class Client:
             raise Unavailable(200, "the answer has no SMSMessage")
         entry = entries[0]
         return SendResult(str(entry.get("Sid", "")), str(entry.get("Status", "")), to, entry)
+
+    async def details(self, exotel_sid: str) -> dict[str, Any]:
+        """What Exotel knows of one sent SMS (``GET .../SMS/Messages/<SmsSid>.json``): its
+        ``Status``, ``DetailedStatus``, ``DetailedStatusCode``, ``SmsUnits``, ``DateSent``."""
+        url = f"{self.base_url}/v1/Accounts/{self.account_sid}/SMS/Messages/{exotel_sid}.json"
+        try:
+            answer = await self._http.get(url, auth=self._auth)
+        except httpx.HTTPError as error:
+            raise Unavailable(0, f"no answer from Exotel: {type(error).__name__}") from None
+        if answer.status_code >= 300:
+            raise _error(answer.status_code, *_exception(answer))
+        try:
+            entries = _message_entries(answer.json())
+        except ValueError:
+            raise Unavailable(answer.status_code, "the answer is not JSON") from None
+        if not entries:
+            raise Unavailable(answer.status_code, "the answer has no SMSMessage")
+        return entries[0]
 
     async def send_bulk(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
         """Send many SMS with different bodies, 100 per call (larger lists are split)."""
@@ -287,6 +351,7 @@ def client_from_settings(settings: Any, registry: TemplateRegistry | None = None
         sms_type=exotel.sms_type,
         registry=registry,
         dlt_mode=settings.dlt.mode,
+        timeout=exotel.timeout_seconds,
     )
 
 

@@ -1,15 +1,20 @@
 """A fake Exotel, for tests and for local development.
 
-It serves ``Sms/send.json`` and ``Sms/bulksend.json`` with Exotel's response shapes, checks
-Basic auth and the required fields, applies the DLT rule to ``DltTemplateId`` and ``Body``
-with a template registry, can be told to answer 429 or 503 or to hang, and posts status
-callbacks to each message's ``StatusCallback``. It also plays Exotel's inbound side: an
-applet HEAD + GET, or a webhook POST, to any URL.
+It serves ``Sms/send`` (JSON with ``.json``, XML without, as Exotel does),
+``Sms/bulksend.json`` and the SMS details endpoint (``SMS/Messages/<sid>.json``, either
+casing) with Exotel's response shapes, checks Basic auth and the required fields, and posts
+status callbacks to each message's ``StatusCallback``. As Exotel does, a body that matches
+no registered DLT template is accepted and then reported ``failed`` with
+``DetailedStatusCode`` 23185 in its callback; ``CustomField`` comes back only when it was
+set. It also plays Exotel's inbound side: an applet HEAD + GET, or a webhook POST, to any URL.
 
-Control endpoints (JSON): ``POST /_fake/fail`` ``{"status": 429, "times": 2,
-"retry_after": 1}`` or ``{"hang": true, "times": 1}``; ``GET /_fake/messages``;
-``POST /_fake/reset``; ``POST /_fake/applet`` ``{"url", "from", "to", "body"}``;
-``POST /_fake/webhook`` ``{"url", "shape": "json"|"form", "from", "to", "body"}``.
+Control endpoints (JSON): ``POST /_fake/fail`` with one fault, ``times`` (default 1):
+``{"status": 429, "retry_after": 1}`` (answer that status), ``{"hang": true}`` (never
+answer), ``{"drop_answer": true}`` (accept the SMS, then never answer),
+``{"lose_callback": true}`` (accept, but never call back), ``{"repeat_callback": true}``
+(call back twice); ``GET /_fake/messages``; ``POST /_fake/reset``; ``POST
+/_fake/applet`` ``{"url", "from", "to", "body"}``; ``POST /_fake/webhook`` ``{"url",
+"shape": "json"|"form", "from", "to", "body"}``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from xml.sax.saxutils import escape
 
 import httpx
 from starlette.applications import Starlette
@@ -37,6 +43,14 @@ from exosms.segments import segment
 
 DELIVERED = "20005"  # DetailedStatusCode: delivered to handset
 TEMPLATE_MISMATCH = "23185"  # DetailedStatusCode: DLT template does not match
+
+
+def _xml(entry: dict[str, Any]) -> str:
+    fields = "".join(f"<{k}>{escape('' if v is None else str(v))}</{k}>" for k, v in entry.items())
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<TwilioResponse><SMSMessage>{fields}</SMSMessage></TwilioResponse>\n"
+    )
 
 
 def _exception(status: int, message: str) -> JSONResponse:
@@ -70,13 +84,18 @@ class FakeExotel:
             password, self.api_token
         )
 
-    async def _failure(self) -> Response | None:
+    def _next_fault(self) -> dict[str, Any]:
         if not self.failures:
-            return None
+            return {}
         failure = self.failures[0]
         failure["times"] = int(failure.get("times", 1)) - 1
         if failure["times"] <= 0:
             self.failures.pop(0)
+        return failure
+
+    async def _failure(self, failure: dict[str, Any]) -> Response | None:
+        if not failure or not ({"hang", "status"} & set(failure)):
+            return None
         if failure.get("hang"):
             await asyncio.sleep(3600)
         status = int(failure.get("status", 503))
@@ -85,76 +104,119 @@ class FakeExotel:
             response.headers["Retry-After"] = str(failure["retry_after"])
         return response
 
-    def _accept(self, form: dict[str, str]) -> dict[str, Any] | JSONResponse:
+    def _accept(
+        self, form: dict[str, str], fault: dict[str, Any] | None = None
+    ) -> dict[str, Any] | JSONResponse:
+        fault = fault or {}
         for name in ("From", "To", "Body"):
             if not form.get(name):
                 return _exception(400, f"Missing parameter {name}")
         registry = self.registry
-        if registry is not None and len(registry):
-            template_id = form.get("DltTemplateId", "")
-            compiled = registry.get(template_id) if template_id else None
-            if compiled is None:
-                return _exception(400, f"DltTemplateId {template_id!r} is not registered")
-            if registry.match(form["Body"]).template_id != template_id:
-                return _exception(400, f"Body does not match template ({TEMPLATE_MISMATCH})")
+        template_id = form.get("DltTemplateId", "")
+        if registry is not None and len(registry) and template_id and not registry.get(template_id):
+            return _exception(400, f"DltTemplateId {template_id!r} is not registered")
+        now = datetime.now(IST).strftime("%Y-%m-%d %H:%M:%S")
         sid = uuid.uuid4().hex
-        record = {**form, "Sid": sid}
+        record: dict[str, Any] = {**form, "Sid": sid, "Status": "queued", "DateCreated": now}
+        # Exotel accepts a mismatch and the operator refuses it: reported in the callback.
+        if (
+            registry is not None
+            and len(registry)
+            and (not template_id or registry.match(form["Body"]).template_id != template_id)
+        ):
+            record.update(
+                Status="failed",
+                DetailedStatus="TEMPLATE_MISMATCH",
+                DetailedStatusCode=TEMPLATE_MISMATCH,
+            )
+        if record["Status"] == "queued":
+            record.update(
+                Status="sent", DetailedStatus="DELIVERED_TO_HANDSET", DetailedStatusCode=DELIVERED
+            )
+        record["DateSent"] = now
+        record["SmsUnits"] = str(segment(form["Body"]).count)
         self.messages.append(record)
-        if form.get("StatusCallback"):
-            task = asyncio.get_running_loop().create_task(self._callback(record))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if form.get("StatusCallback") and not fault.get("lose_callback"):
+            for _ in range(2 if fault.get("repeat_callback") else 1):
+                task = asyncio.get_running_loop().create_task(self._callback(record))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        return self._entry(record, queued=True)
+
+    def _entry(self, record: dict[str, Any], *, queued: bool) -> dict[str, Any]:
+        """An SMSMessage as Exotel renders it: every field public clients read."""
         return {
-            "Sid": sid,
+            "Sid": record["Sid"],
             "AccountSid": self.account_sid,
-            "From": form["From"],
-            "To": form["To"],
-            "Body": form["Body"],
-            "Status": "queued",
-            "DetailedStatus": "PENDING_TO_OPERATOR",
-            "DetailedStatusCode": 21010,
-            "DateCreated": datetime.now(IST).strftime("%Y-%m-%d %H:%M:%S"),
-            "SmsUnits": None,
-            "Priority": form.get("Priority", "normal"),
-            "Uri": f"/v1/Accounts/{self.account_sid}/SMS/Messages/{sid}.json",
+            "From": f"{record['From']}",
+            "To": record["To"],
+            "DateCreated": record["DateCreated"],
+            "DateUpdated": record["DateSent"],
+            "DateSent": None if queued else record["DateSent"],
+            "Body": record["Body"],
+            "Direction": "outbound-api",
+            "Uri": f"/v1/Accounts/{self.account_sid}/SMS/Messages/{record['Sid']}.json",
+            "ApiVersion": None,
+            "Price": None if queued else "0.200000",
+            "Status": "queued" if queued else record["Status"],
+            "DetailedStatus": "PENDING_TO_OPERATOR" if queued else record["DetailedStatus"],
+            "DetailedStatusCode": 21010 if queued else int(record["DetailedStatusCode"]),
+            "SmsUnits": None if queued else int(record["SmsUnits"]),
+            "Priority": record.get("Priority", "normal"),
         }
 
-    async def _callback(self, record: dict[str, str]) -> None:
+    async def _callback(self, record: dict[str, Any]) -> None:
         await asyncio.sleep(self.callback_delay)
         fields = {
             "SmsSid": record["Sid"],
             "To": record["To"],
-            "Status": "sent",
-            "SmsUnits": str(segment(record["Body"]).count),
-            "DetailedStatus": "DELIVERED_TO_HANDSET",
-            "DetailedStatusCode": DELIVERED,
-            "DateSent": datetime.now(IST).strftime("%Y-%m-%d %H:%M:%S"),
-            "CustomField": record.get("CustomField", ""),
+            "Status": record["Status"],
+            "SmsUnits": record["SmsUnits"],
+            "DetailedStatus": record["DetailedStatus"],
+            "DetailedStatusCode": record["DetailedStatusCode"],
+            "DateSent": record["DateSent"],
         }
+        if record.get("CustomField"):  # only when it was set, as Exotel does
+            fields["CustomField"] = record["CustomField"]
         # As Exotel does: a callback that fails is not retried.
         async with httpx.AsyncClient(timeout=10) as client:
             with contextlib.suppress(httpx.HTTPError):
                 await client.post(record["StatusCallback"], data=fields)
 
-    async def _refusal(self, request: Request) -> Response | None:
+    async def _refusal(self, request: Request, fault: dict[str, Any]) -> Response | None:
         if request.path_params["sid"] != self.account_sid:
             return _exception(404, "Account not found")
         if not self._authorised(request):
             return _exception(401, "Authentication failed")
-        return await self._failure()
+        return await self._failure(fault)
 
     async def send(self, request: Request) -> Response:
-        refused = await self._refusal(request)
+        fault = self._next_fault()
+        refused = await self._refusal(request, fault)
         if refused is not None:
             return refused
         form = {k: str(v) for k, v in (await request.form()).items()}
-        accepted = self._accept(form)
+        accepted = self._accept(form, fault)
         if isinstance(accepted, JSONResponse):
             return accepted
+        if fault.get("drop_answer"):
+            await asyncio.sleep(120)  # accepted, and the answer never comes back
+        if request.path_params.get("format") != ".json":
+            return Response(_xml(accepted), media_type="application/xml")
         return JSONResponse({"SMSMessage": accepted})
 
+    async def details(self, request: Request) -> Response:
+        refused = await self._refusal(request, {})
+        if refused is not None:
+            return refused
+        wanted = request.path_params["msid"]
+        for record in self.messages:
+            if record["Sid"] == wanted:
+                return JSONResponse({"SMSMessage": self._entry(record, queued=False)})
+        return _exception(404, f"SMS {wanted} not found")
+
     async def bulk(self, request: Request) -> Response:
-        refused = await self._refusal(request)
+        refused = await self._refusal(request, self._next_fault())
         if refused is not None:
             return refused
         form = {k: str(v) for k, v in (await request.form()).items()}
@@ -234,8 +296,11 @@ class FakeExotel:
         base = "/v1/Accounts/{sid}/Sms"
         return Starlette(
             routes=[
-                Route(f"{base}/send.json", self.send, methods=["POST"]),
+                Route(base + "/send{format:path}", self.send, methods=["POST"]),
                 Route(f"{base}/bulksend.json", self.bulk, methods=["POST"]),
+                # Exotel's docs write SMS/Messages; the PyPI SDK calls Sms/Messages.
+                Route("/v1/Accounts/{sid}/SMS/Messages/{msid}.json", self.details),
+                Route("/v1/Accounts/{sid}/Sms/Messages/{msid}.json", self.details),
                 Route("/_fake/fail", self.control_fail, methods=["POST"]),
                 Route("/_fake/messages", self.control_messages, methods=["GET"]),
                 Route("/_fake/reset", self.control_reset, methods=["POST"]),
