@@ -551,9 +551,14 @@ def send(
     config_file: Path | None,
     database_url: str | None,
 ) -> None:
-    """Send one SMS now through Exotel's API, after the DLT check."""
-    from exosms.exotel.client import ExotelError, client_from_settings
+    """Send one SMS now through Exotel's API, after the DLT check, through the outbox.
+
+    Stored first, sent once, with a status callback when `[exotel] public_url` is set: it
+    shows in `exosms outbox` like every other SMS sent.
+    """
+    from exosms.exotel.client import ExotelError, OutgoingSms
     from exosms.numbers import normalise
+    from exosms.sending import LEASE_SECONDS, worker_from_settings
 
     settings = _settings(config_file, database_url=database_url)
     if not settings.exotel.is_configured:
@@ -562,27 +567,49 @@ def send(
         )
     registry = _local_registry(settings)
 
-    async def go() -> str:
-        async with client_from_settings(settings, registry) as client:
-            options = {"sender": sender, "template_id": template_id}
-            result = await client.send(
-                normalise(to), body, **{k: v for k, v in options.items() if v}
+    async def go(store: Store) -> str:
+        worker = worker_from_settings(settings, store, registry)
+        try:
+            # The DLT check and the sender before anything is stored: a refusal stores nothing.
+            worker.client.prepare(OutgoingSms(normalise(to), body, sender, template_id))
+            row_id = await store.outbox.enqueue(
+                normalise(to), body, sender=sender, template_id=template_id
             )
-            return result.sid
+            assert row_id is not None  # no message_sid: never a duplicate
+            row = await store.outbox.lease(row_id, LEASE_SECONDS)
+            if row is None:
+                return f"queued as #{row_id}: the running server is sending it"
+            await worker.send_row(row)
+        finally:
+            await worker.client.aclose()
+        done = await store.outbox.get(row_id)
+        assert done is not None
+        if done.status == "sent":
+            return f"sent as #{row_id}: Exotel SmsSid {done.exotel_sid}"
+        raise click.ClickException(f"#{row_id} {done.status}: {done.last_error}")
 
     try:
-        sid = asyncio.run(go())
+        click.echo(_with_store(settings, go))
     except ExotelError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"sent: Exotel SmsSid {sid}")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @CONFIG_OPTION
 @DATABASE_OPTION
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000))
-def outbox(config_file: Path | None, database_url: str | None, limit: int) -> None:
-    """SMS sent (or waiting to be sent) through Exotel's API, newest first."""
+@click.pass_context
+def outbox(
+    ctx: click.Context, config_file: Path | None, database_url: str | None, limit: int
+) -> None:
+    """SMS sent (or waiting to be sent) through Exotel's API, newest first.
+
+    `exosms outbox resend ID` / `give-up ID` decide on an SMS held because Exotel's answer
+    was lost (it may have been sent).
+    """
+    ctx.obj = (config_file, database_url)
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings(config_file, database_url=database_url)
     rows = _with_store(settings, lambda store: store.outbox.recent(limit))
     if not rows:
@@ -597,6 +624,52 @@ def outbox(config_file: Path | None, database_url: str | None, limit: int) -> No
         click.echo(f"    {row.body!r}")
         if row.last_error:
             click.echo(f"    error: {row.last_error}")
+        if row.status in ("held", "unknown"):
+            click.echo(
+                f"    decide: exosms outbox resend {row.id}  |  exosms outbox give-up {row.id}"
+            )
+
+
+def _decide(
+    ctx: click.Context,
+    row_id: int,
+    resend: bool,
+    config_file: Path | None,
+    database_url: str | None,
+) -> None:
+    group_config, group_database = ctx.obj
+    config_file, database_url = config_file or group_config, database_url or group_database
+    settings = _settings(config_file, database_url=database_url)
+    row = _with_store(settings, lambda store: store.outbox.decide(row_id, resend))
+    if row is None:
+        raise click.ClickException(
+            f"#{row_id}: no such SMS held, in doubt{' or failed' if resend else ''}"
+        )
+    click.echo(f"#{row_id} {'queued to send again' if resend else 'given up'}")
+
+
+@outbox.command("resend")
+@click.argument("row_id", type=click.IntRange(1, 2**62))
+@CONFIG_OPTION
+@DATABASE_OPTION
+@click.pass_context
+def outbox_resend(
+    ctx: click.Context, row_id: int, config_file: Path | None, database_url: str | None
+) -> None:
+    """Send held (or failed) SMS ROW_ID again: the customer may get it twice."""
+    _decide(ctx, row_id, True, config_file, database_url)
+
+
+@outbox.command("give-up")
+@click.argument("row_id", type=click.IntRange(1, 2**62))
+@CONFIG_OPTION
+@DATABASE_OPTION
+@click.pass_context
+def outbox_give_up(
+    ctx: click.Context, row_id: int, config_file: Path | None, database_url: str | None
+) -> None:
+    """Do not send held SMS ROW_ID again (mark it failed)."""
+    _decide(ctx, row_id, False, config_file, database_url)
 
 
 @main.command("fake-exotel")

@@ -144,10 +144,43 @@ class ExotelSettings(BaseModel):
         description="Where Exotel reaches this server (e.g. `https://sms.example.in`), for "
         "delivery status callbacks. Unset: no callbacks are asked for.",
     )
+    timeout_seconds: float = Field(
+        10, gt=0, le=120, description="How long a call to Exotel's API may take."
+    )
+    unknown_policy: Literal["hold", "resend"] = Field(
+        "hold",
+        description="An SMS whose send may have reached Exotel (its answer was lost) and that "
+        "no status callback settled within `unknown_wait_seconds`: `hold` it for a person "
+        "(`exosms outbox resend|give-up ID`), or `resend` it (the customer may get it twice).",
+    )
+    unknown_wait_seconds: float = Field(
+        600, ge=1, description="How long an SMS in doubt waits for its status callback."
+    )
+    reconcile_after_seconds: float = Field(
+        900,
+        ge=1,
+        description="A sent SMS with no final delivery status after this long is looked up "
+        "through Exotel's SMS details endpoint (a lost callback made good).",
+    )
+    reconcile_per_minute: int = Field(
+        30, ge=0, le=6000, description="Most details look-ups a process makes per minute."
+    )
+    callback_key: SecretStr | None = Field(
+        None,
+        description="Signs the `CustomField` of every SMS so that a forged status callback is "
+        "refused. Default: derived from `api_token`.",
+    )
 
     @property
     def is_configured(self) -> bool:
         return bool(self.account_sid and self.api_key and self.api_token)
+
+    def signing_key(self) -> bytes:
+        """The key for status callbacks' signed ``CustomField`` (see exosms.exotel.callbacks)."""
+        from exosms.exotel.callbacks import key_from_secret
+
+        secret = self.callback_key or self.api_token
+        return key_from_secret(secret.get_secret_value()) if secret is not None else b""
 
 
 class InboxSettings(BaseModel):

@@ -1,19 +1,26 @@
 """The outbox worker: sends stored SMS through Exotel's API, once each, and records why not.
 
-Every outgoing SMS is stored first (``Store.outbox``); this worker leases due rows, sends
-them, and marks them sent (with Exotel's SmsSid) or failed (with the reason). Errors Exotel
-may recover from (429, 503, no answer) are retried later with backoff; others are final. It
-stops cleanly on shutdown: a row it was sending keeps its lease and is sent again after.
+Every outgoing SMS is stored first (``Store.outbox``); this worker leases due rows, marks
+each ``posting`` before its POST, sends it, and marks it sent (with Exotel's SmsSid) or
+failed (with Exotel's reason and code). What Exotel cannot have seen (no connection, 429,
+503) is retried later with backoff; what it may have accepted (its answer lost) becomes
+``unknown``: the status callback settles it, else it is held for a person (or resent, by the
+``unknown_policy``). The reconciler asks Exotel's SMS details endpoint about sent SMS whose
+callback never came, a few per minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
+from typing import Any
 
-from exosms.exotel.client import Client, DltRefused, ExotelError, OutgoingSms
+from exosms.dlt import TemplateRegistry
+from exosms.exotel.callbacks import sign
+from exosms.exotel.client import Client, DltRefused, ExotelError, OutgoingSms, client_from_settings
 from exosms.store.base import Store, StoreUnavailable
 from exosms.store.outbox import OutboxRow
 
@@ -32,13 +39,24 @@ class OutboxWorker:
         store: Store,
         client: Client,
         *,
+        signing_key: bytes,
         status_callback: str | None = None,
         poll_seconds: float = 1.0,
+        unknown_wait: float = 600.0,
+        resend_unknown: bool = False,
+        reconcile_after: float = 900.0,
+        reconcile_per_minute: int = 30,
     ) -> None:
         self.store = store
         self.client = client
+        self.signing_key = signing_key
         self.status_callback = status_callback
         self.poll_seconds = poll_seconds
+        self.unknown_wait = unknown_wait
+        self.resend_unknown = resend_unknown
+        self.reconcile_after = reconcile_after
+        self.reconcile_per_minute = reconcile_per_minute
+        self._lookups: collections.deque[float] = collections.deque()  # times of look-ups
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -59,16 +77,63 @@ class OutboxWorker:
     async def _run(self) -> None:
         while True:
             try:
+                await self.sweep()
                 rows = await self.store.outbox.lease_due(BATCH, LEASE_SECONDS)
             except StoreUnavailable as error:
                 log.warning("outbox: database unavailable: %s", error)
                 rows = []
             for row in rows:
-                await self.send_row(row)
+                try:
+                    await self.send_row(row)
+                except StoreUnavailable as error:
+                    log.warning("outbox %d: database unavailable: %s", row.id, error)
+            try:
+                await self.reconcile()
+            except StoreUnavailable as error:
+                log.warning("outbox: database unavailable: %s", error)
             if len(rows) < BATCH:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 self._wake.clear()
+
+    async def sweep(self) -> None:
+        """Posted rows of a dead worker become ``unknown``; ``unknown`` rows past their wait
+        are held (or resent, by the policy)."""
+        died, settled = await self.store.outbox.sweep(
+            time.time(), self.unknown_wait, self.resend_unknown
+        )
+        if died:
+            log.warning("outbox: %d SMS may have been sent by a stopped worker: unknown", died)
+        if settled:
+            what = "sent again" if self.resend_unknown else "held for a person"
+            log.warning("outbox: %d SMS in doubt got no status callback: %s", settled, what)
+
+    async def reconcile(self) -> None:
+        """Ask Exotel about sent SMS whose final status never came (bounded per minute)."""
+        now = time.monotonic()
+        while self._lookups and self._lookups[0] < now - 60.0:
+            self._lookups.popleft()
+        allowed = self.reconcile_per_minute - len(self._lookups)
+        if allowed <= 0:
+            return
+        wall = time.time()
+        rows = await self.store.outbox.unsettled(
+            wall - self.reconcile_after, wall - self.reconcile_after, allowed
+        )
+        for row in rows:
+            self._lookups.append(now)
+            assert row.exotel_sid is not None
+            try:
+                entry = await self.client.details(row.exotel_sid)
+            except ExotelError as error:
+                log.warning("outbox %d: Exotel's details did not answer: %s", row.id, error)
+                await self.store.outbox.mark_checked(row.id)
+                continue
+            fields = {k: "" if v is None else str(v) for k, v in entry.items()}
+            fields["SmsSid"] = row.exotel_sid
+            await self.store.outbox.record_status(fields, row.id)
+            await self.store.outbox.mark_checked(row.id)
+            log.info("outbox %d reconciled: %s", row.id, fields.get("Status") or "no status")
 
     async def send_row(self, row: OutboxRow) -> None:
         sms = OutgoingSms(
@@ -77,10 +142,16 @@ class OutboxWorker:
             sender=row.sender,
             template_id=row.template_id,
             status_callback=self.status_callback,
-            custom_field=f"exosms-{row.id}",
+            custom_field=sign(row.id, self.signing_key),
         )
         try:
             fields = self.client.prepare(sms)
+        except ExotelError as error:  # refused here, before any POST: final
+            await self.store.outbox.mark_failed(row.id, str(error))
+            log.warning("outbox %d not sent: %s", row.id, error)
+            return
+        await self.store.outbox.mark_posting(row.id)  # durable first: never resent blindly
+        try:
             result = await self.client.send(
                 sms.to,
                 sms.body,
@@ -93,7 +164,17 @@ class OutboxWorker:
             await self.store.outbox.mark_failed(row.id, str(error))
             log.warning("outbox %d not sent: %s", row.id, error)
         except ExotelError as error:
-            if error.is_retryable and row.attempts < MAX_ATTEMPTS:
+            if error.is_ambiguous:
+                wait = time.time() + self.unknown_wait
+                if await self.store.outbox.mark_unknown(row.id, str(error), wait):
+                    log.warning(
+                        "outbox %d may have been sent: %s; awaiting its callback", row.id, error
+                    )
+                else:
+                    log.info(
+                        "outbox %d: %s, but its status callback came first: sent", row.id, error
+                    )
+            elif error.is_retryable and row.attempts < MAX_ATTEMPTS:
                 delay = min(300.0, 2.0**row.attempts)
                 await self.store.outbox.mark_retry(row.id, str(error), time.time() + delay)
                 log.warning("outbox %d: %s; again in %.0fs", row.id, error, delay)
@@ -103,3 +184,30 @@ class OutboxWorker:
         else:
             await self.store.outbox.mark_sent(row.id, result.sid, fields.get("DltTemplateId"))
             log.info("outbox %d sent as %s", row.id, result.sid)
+
+
+def status_callback_url(settings: Any) -> str | None:
+    """Where Exotel posts delivery status: ``<public_url>/exotel/status[/<token>]``."""
+    public_url = settings.exotel.public_url
+    if not public_url:
+        return None
+    url = str(public_url).rstrip("/") + "/exotel/status"
+    token = settings.auth.token
+    return url + "/" + token.get_secret_value() if token is not None else url
+
+
+def worker_from_settings(
+    settings: Any, store: Store, registry: TemplateRegistry | None = None
+) -> OutboxWorker:
+    """The outbox worker for ``settings.exotel`` (which must be configured)."""
+    exotel = settings.exotel
+    return OutboxWorker(
+        store,
+        client_from_settings(settings, registry),
+        signing_key=exotel.signing_key(),
+        status_callback=status_callback_url(settings),
+        unknown_wait=exotel.unknown_wait_seconds,
+        resend_unknown=exotel.unknown_policy == "resend",
+        reconcile_after=exotel.reconcile_after_seconds,
+        reconcile_per_minute=exotel.reconcile_per_minute,
+    )

@@ -277,15 +277,18 @@ async def test_outbox_leases_rows_once_and_records_status(store: Store) -> None:
         )
         == row.id
     )
+    # A row named by a verified CustomField (the endpoint checks its signature).
+    assert await box.record_status({"SmsSid": "elsewhere", "Status": "sent"}, row.id) == row.id
     assert (
-        await box.record_status({"SmsSid": "elsewhere", "CustomField": f"exosms-{row.id}"})
-        == row.id
+        await box.record_status({"SmsSid": "elsewhere", "CustomField": f"exosms-{row.id}"}) is None
     )
     assert await box.record_status({"SmsSid": "unknown", "Status": "sent"}) is None
     recent = {r.id: r for r in await box.recent(50)}
     assert (recent[row.id].status, recent[row.id].exotel_sid) == ("sent", "exo-1")
+    # failed_dnd was final: the later "sent" changed nothing.
+    assert (recent[row.id].delivery_status, recent[row.id].sms_units) == ("failed_dnd", 2)
     assert recent[first[2].id].last_error == "Exotel answered 400: bad To"
-    assert [e["SmsSid"] for e in await box.unknown_events()] == ["unknown"]
+    assert [e["SmsSid"] for e in await box.unknown_events()] == ["elsewhere", "unknown"]
 
 
 async def test_a_late_reply_is_recorded_on_the_message(store: Store) -> None:

@@ -59,7 +59,7 @@ def setup(tmp_path: Path) -> Iterator[Callable[..., tuple[ServerProcess, FakeExo
     fake_cm = fake_exotel(tmp_path)
     fake = fake_cm.__enter__()
 
-    def make(configured: bool = True) -> tuple[ServerProcess, FakeExotelProcess]:
+    def make(configured: bool = True, **extra: str) -> tuple[ServerProcess, FakeExotelProcess]:
         db = f"sqlite:///{tmp_path / 'exosms.db'}"
         (tmp_path / "t.toml").write_text(TEMPLATES)
         exosms(db, tmp_path, "dlt", "import", "t.toml")
@@ -76,6 +76,7 @@ def setup(tmp_path: Path) -> Iterator[Callable[..., tuple[ServerProcess, FakeExo
                     "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
                 }
             )
+        env.update(extra)
         proc = ServerProcess(
             tmp_path, port, db, args=["--app", "exosms_test_apps:router"], env=env
         ).start()
@@ -205,7 +206,8 @@ def test_exosms_send_works_and_explains_a_dlt_refusal(setup, tmp_path: Path) -> 
         env=env,
     )
     assert done.returncode == 0, done.stderr
-    assert "sent: Exotel SmsSid" in done.stdout
+    assert "sent as #1: Exotel SmsSid" in done.stdout  # through the outbox, like every send
+    assert outbox(proc)[0]["status"] == "sent"
     assert fake.messages()[-1]["DltTemplateId"] == "1107161234567890123"
     refused = exosms(
         proc.database_url,
@@ -240,3 +242,99 @@ def test_a_late_applet_reply_arrives_through_the_api_after_the_fallback(setup) -
     listed = exosms(proc.database_url, proc.workdir, "messages", "--limit", "5")
     assert "fallback_timeout" in listed.stdout
     assert "late reply, sent by API: 'Order 77 is out for delivery. -ACME'" in listed.stdout
+
+
+def test_a_lost_answer_is_posted_once_and_settled_by_its_callback(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup(EXOSMS_EXOTEL__TIMEOUT_SECONDS="1")
+    fake.fail(drop_answer=True)  # Exotel accepts the SMS; its answer never comes back
+    fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 3 is out for delivery. -ACME")
+    wait_for(lambda: "no answer from Exotel after the request" in proc.log())
+    wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
+    row = outbox(proc)[0]
+    assert row["status"] == "sent"  # settled by the signed callback, not by a second POST
+    assert row["exotel_sid"] == fake.messages()[0]["Sid"]
+    assert len(fake.messages()) == 1
+
+
+def test_a_lost_answer_and_a_lost_callback_is_held_for_a_person(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup(EXOSMS_EXOTEL__TIMEOUT_SECONDS="1", EXOSMS_EXOTEL__UNKNOWN_WAIT_SECONDS="1")
+    fake.fail(drop_answer=True, lose_callback=True)
+    fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 4 is out for delivery. -ACME")
+    wait_for(lambda: outbox(proc)[0]["status"] == "held")
+    assert len(fake.messages()) == 1  # held, never resent on its own
+    listed = exosms(proc.database_url, proc.workdir, "outbox")
+    assert "#1 held" in listed.stdout
+    assert "exosms outbox resend 1" in listed.stdout
+    assert "no status callback came: held for a person" in listed.stdout
+    again = exosms(proc.database_url, proc.workdir, "outbox", "resend", "1")
+    assert (again.returncode, again.stdout) == (0, "#1 queued to send again\n")
+    wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
+    assert len(fake.messages()) == 2  # the person chose to send it again
+    nothing = exosms(proc.database_url, proc.workdir, "outbox", "give-up", "1")
+    assert nothing.returncode == 1 and "no such SMS held" in nothing.stderr
+
+
+def test_the_resend_policy_sends_again_when_no_callback_settles_it(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup(
+        EXOSMS_EXOTEL__TIMEOUT_SECONDS="1",
+        EXOSMS_EXOTEL__UNKNOWN_WAIT_SECONDS="1",
+        EXOSMS_EXOTEL__UNKNOWN_POLICY="resend",
+    )
+    fake.fail(drop_answer=True, lose_callback=True)
+    fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 6 is out for delivery. -ACME")
+    wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
+    assert len(fake.messages()) == 2
+
+
+def test_forged_replayed_and_backward_callbacks_change_nothing(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup()
+    fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 8 is out for delivery. -ACME")
+    wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
+    before = outbox(proc)[0]
+    status = f"{proc.url}/exotel/status"
+    real = fake.messages()[0]
+    forged = [
+        {"SmsSid": "x", "Status": "failed", "CustomField": "exosms-1"},
+        {"SmsSid": "x", "Status": "failed", "CustomField": "exosms-1-0123456789abcdef"},
+        {"SmsSid": "x", "Status": "failed", "CustomField": real["CustomField"][:-1] + "0"},
+    ]
+    for fields in forged:
+        answer = httpx.post(status, data=fields)
+        assert (answer.status_code, answer.text) == (
+            403,
+            "CustomField is not signed by this server\n",
+        )
+    # Exotel's own callback again, and an older state after the final one: no change.
+    for state in ("sent", "queued", "failed"):
+        fields = {"SmsSid": real["Sid"], "Status": state, "CustomField": real["CustomField"]}
+        assert httpx.post(status, data=fields).status_code == 200
+        assert httpx.get(status, params=fields).status_code == 200  # GET callbacks too
+    assert outbox(proc)[0] == before
+
+
+def test_callbacks_reach_a_server_behind_basic_auth(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = setup(EXOSMS_AUTH__BASIC_USER="exotel", EXOSMS_AUTH__BASIC_PASSWORD="s3cret")
+    answer = httpx.post(
+        f"{proc.url}/exotel/webhook",
+        json={
+            "SmsSid": "ba-1",
+            "Sender": "9052161119",
+            "ReceivedOn": "56070",
+            "MessageBody": "ECHO Order 2 is out for delivery. -ACME",
+        },
+        auth=("exotel", "s3cret"),
+    )
+    assert answer.status_code == 200
+    # Exotel's status callback carries no credentials, and is still recorded.
+    wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
+
+
+def test_a_lost_callback_is_reconciled_from_exotel_s_details(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, fake = setup(EXOSMS_EXOTEL__RECONCILE_AFTER_SECONDS="1")
+    fake.fail(lose_callback=True)
+    fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 11 is out for delivery. -ACME")
+    wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
+    row = outbox(proc)[0]
+    assert (row["detailed_status_code"], row["sms_units"]) == ("20005", 1)
+    assert row["checked_at"] is not None
+    assert "reconciled: sent" in proc.log()

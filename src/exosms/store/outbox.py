@@ -1,10 +1,16 @@
 """The outbox: every SMS sent through Exotel's API is stored first, then sent once.
 
-Written with SQLAlchemy Core for both databases. Due rows are leased (``sending`` with a
-``lease_until``); on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so several server
-processes share the work without sending a row twice. A row whose lease ran out (the process
-died mid-send) is due again; its id travels in Exotel's ``CustomField``, so a resend after
-an ambiguous failure can be recognised in the status callbacks.
+Written with SQLAlchemy Core for both databases. A row moves through:
+
+``pending`` -> ``sending`` (leased by a worker) -> ``posting`` (written before the POST) ->
+``sent`` | ``failed`` | ``unknown`` (Exotel's answer was lost) -> ``held`` (for a person).
+
+Due rows are leased; on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so several server
+processes share the work without sending a row twice. A ``sending`` row whose lease ran out
+was never posted: it is due again. A ``posting`` row whose lease ran out may have reached
+Exotel: it becomes ``unknown``, never resent blindly. An ``unknown`` row that a status
+callback (our signed ``CustomField``) does not settle within the wait is held for a person,
+or resent when the policy says so. Delivery status only moves forward.
 """
 
 from __future__ import annotations
@@ -15,14 +21,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.store.base import StoreUnavailable
 from exosms.store.schema import delivery_events, outbox
 
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+PENDING, SENDING, POSTING, SENT, FAILED = "pending", "sending", "posting", "sent", "failed"
+UNKNOWN, HELD = "unknown", "held"
+# Exotel's delivery statuses, in the order they can follow each other; the last are final.
+_RANK = {"queued": 1, "sending": 2, "submitted": 3}
+FINAL_DELIVERY = ("sent", "delivered", "failed", "failed_dnd")
+for _final in FINAL_DELIVERY:
+    _RANK[_final] = 4
+
+
+def delivery_rank(status: str | None) -> int:
+    return _RANK.get(status or "", 0)
 
 
 @dataclass(slots=True)
@@ -118,12 +134,41 @@ class Outbox:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
         return sorted(rows, key=lambda r: r.id)
 
-    async def _set(self, row_id: int, **values: Any) -> None:
+    async def lease(self, row_id: int, lease: float) -> OutboxRow | None:
+        """Take one pending row (``exosms send`` sending what it just queued); ``None`` when
+        a worker took it first."""
+        take = (
+            update(outbox)
+            .where((outbox.c.id == row_id) & (outbox.c.status == PENDING))
+            .values(status=SENDING, lease_until=time.time() + lease, attempts=outbox.c.attempts + 1)
+            .returning(*_COLUMNS)
+        )
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
+                found = (await conn.execute(take)).first()
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return None if found is None else _row(found)
+
+    async def get(self, row_id: int) -> OutboxRow | None:
+        try:
+            async with self.engine.connect() as conn:
+                found = (await conn.execute(select(*_COLUMNS).where(outbox.c.id == row_id))).first()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return None if found is None else _row(found)
+
+    async def _set(self, row_id: int, *, only_if: tuple[str, ...] = (), **values: Any) -> bool:
+        """Update one row (``only_if``: while its status is one of these); True if it did."""
+        where = outbox.c.id == row_id
+        if only_if:
+            where = where & outbox.c.status.in_(only_if)
+        try:
+            async with self.engine.begin() as conn:
+                done = await conn.execute(update(outbox).where(where).values(**values))
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return bool(done.rowcount)
 
     async def mark_sent(self, row_id: int, exotel_sid: str, template_id: str | None) -> None:
         await self._set(
@@ -138,42 +183,169 @@ class Outbox:
 
     async def mark_retry(self, row_id: int, error: str, at: float) -> None:
         await self._set(
-            row_id, status=PENDING, last_error=error, next_attempt_at=at, lease_until=None
+            row_id,
+            only_if=(SENDING, POSTING),
+            status=PENDING,
+            last_error=error,
+            next_attempt_at=at,
+            lease_until=None,
         )
 
     async def mark_failed(self, row_id: int, error: str) -> None:
-        await self._set(row_id, status=FAILED, last_error=error, lease_until=None)
+        await self._set(
+            row_id, only_if=(SENDING, POSTING), status=FAILED, last_error=error, lease_until=None
+        )
 
-    async def record_status(self, fields: Mapping[str, str]) -> int | None:
-        """Record one status callback; returns the outbox row it belongs to, if known."""
-        sid = fields.get("SmsSid", "")
-        status = fields.get("Status", "").replace("-", "_")  # failed-dnd and failed_dnd
-        custom = fields.get("CustomField", "")
+    async def mark_posting(self, row_id: int) -> None:
+        """Durably, before the POST: from now on a crash leaves the row ``unknown``."""
+        await self._set(row_id, status=POSTING)
+
+    async def mark_unknown(self, row_id: int, error: str, wait_until: float) -> bool:
+        """The POST's answer was lost. False when its status callback already settled it."""
+        return await self._set(
+            row_id,
+            only_if=(POSTING,),
+            status=UNKNOWN,
+            last_error=error,
+            next_attempt_at=wait_until,
+            lease_until=None,
+        )
+
+    async def sweep(self, now: float, unknown_wait: float, resend: bool) -> tuple[int, int]:
+        """Posted rows whose worker died become ``unknown``; ``unknown`` rows no callback
+        settled in time are held (or, with ``resend``, due again). Returns both counts."""
+        dead = (
+            update(outbox)
+            .where((outbox.c.status == POSTING) & (outbox.c.lease_until < now))
+            .values(
+                status=UNKNOWN,
+                next_attempt_at=now + unknown_wait,
+                lease_until=None,
+                last_error="the sending process stopped after posting: it may have been sent",
+            )
+        )
+        settle = (
+            update(outbox)
+            .where((outbox.c.status == UNKNOWN) & (outbox.c.next_attempt_at <= now))
+            .values(
+                status=PENDING if resend else HELD,
+                next_attempt_at=now,
+                last_error=func.coalesce(outbox.c.last_error, "")
+                + (
+                    "; no status callback came: sent again (unknown_policy = resend)"
+                    if resend
+                    else "; no status callback came: held for a person (exosms outbox resend"
+                    " or give-up)"
+                ),
+            )
+        )
         try:
             async with self.engine.begin() as conn:
-                row_id = (
-                    await conn.execute(select(outbox.c.id).where(outbox.c.exotel_sid == sid))
-                ).scalar()
-                if row_id is None and custom.startswith("exosms-") and custom[7:].isdigit():
-                    row_id = int(custom[7:])  # a resend Exotel knows under another SmsSid
-                    exists = await conn.execute(select(outbox.c.id).where(outbox.c.id == row_id))
-                    row_id = row_id if exists.scalar() is not None else None
+                died = (await conn.execute(dead)).rowcount
+                settled = (await conn.execute(settle)).rowcount
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return int(died or 0), int(settled or 0)
+
+    async def decide(self, row_id: int, resend: bool) -> OutboxRow | None:
+        """A person's choice for a held, unknown or failed row: send it again, or give up.
+        Returns the row as it now is; ``None`` when no such row may be decided on."""
+        allowed = (HELD, UNKNOWN, FAILED) if resend else (HELD, UNKNOWN)
+        values: dict[str, Any] = (
+            {"status": PENDING, "next_attempt_at": time.time(), "lease_until": None}
+            if resend
+            else {
+                "status": FAILED,
+                "last_error": func.coalesce(outbox.c.last_error, "") + "; given up by a person",
+            }
+        )
+        query = (
+            update(outbox)
+            .where((outbox.c.id == row_id) & outbox.c.status.in_(allowed))
+            .values(**values)
+            .returning(*_COLUMNS)
+        )
+        try:
+            async with self.engine.begin() as conn:
+                found = (await conn.execute(query)).first()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return None if found is None else _row(found)
+
+    async def unsettled(
+        self, sent_before: float, checked_before: float, limit: int
+    ) -> list[OutboxRow]:
+        """Sent rows with no final delivery status, for the reconciler to ask Exotel about."""
+        query = (
+            select(*_COLUMNS)
+            .where(
+                (outbox.c.status == SENT)
+                & outbox.c.exotel_sid.is_not(None)
+                & (outbox.c.sent_at < sent_before)
+                & (
+                    outbox.c.delivery_status.is_(None)
+                    | outbox.c.delivery_status.not_in(FINAL_DELIVERY)
+                )
+                & (outbox.c.checked_at.is_(None) | (outbox.c.checked_at < checked_before))
+            )
+            .order_by(outbox.c.sent_at)
+            .limit(limit)
+        )
+        try:
+            async with self.engine.connect() as conn:
+                return [_row(r) for r in (await conn.execute(query)).all()]
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+
+    async def mark_checked(self, row_id: int) -> None:
+        await self._set(row_id, checked_at=time.time())
+
+    async def record_status(
+        self, fields: Mapping[str, str], row_id: int | None = None
+    ) -> int | None:
+        """Record one delivery status for the row ``row_id`` (from a verified CustomField) or
+        the row sent as ``SmsSid``; returns the row, if known. A status only moves forward: a
+        repeated, late or replayed callback changes nothing. A row whose send was in doubt
+        (``posting``, ``unknown``, ``held``) is settled as sent."""
+        sid = fields.get("SmsSid", "")
+        status = fields.get("Status", "").strip().lower().replace("-", "_")[:32]
+        try:
+            async with self.engine.begin() as conn:
+                if row_id is None and sid:
+                    row_id = (
+                        await conn.execute(select(outbox.c.id).where(outbox.c.exotel_sid == sid))
+                    ).scalar()
+                current = None
                 if row_id is not None:
-                    units = fields.get("SmsUnits", "")
-                    await conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id == row_id)
-                        .values(
-                            delivery_status=status or None,
-                            detailed_status=fields.get("DetailedStatus") or None,
-                            detailed_status_code=fields.get("DetailedStatusCode") or None,
-                            sms_units=int(units) if units.isdigit() else None,
-                            date_sent=fields.get("DateSent") or None,
+                    current = (
+                        await conn.execute(
+                            select(outbox.c.status, outbox.c.delivery_status).where(
+                                outbox.c.id == row_id
+                            )
                         )
-                    )
+                    ).first()
+                    if current is None:
+                        row_id = None
+                if current is not None and delivery_rank(status) > delivery_rank(current[1]):
+                    units = fields.get("SmsUnits", "").strip()
+                    values: dict[str, Any] = {
+                        "delivery_status": status or None,
+                        "detailed_status": (fields.get("DetailedStatus") or "")[:128] or None,
+                        "detailed_status_code": (fields.get("DetailedStatusCode") or "")[:16]
+                        or None,
+                        "sms_units": int(units)
+                        if units.isascii() and units.isdigit() and len(units) < 6
+                        else None,
+                        "date_sent": (fields.get("DateSent") or "")[:64] or None,
+                    }
+                    if current[0] in (POSTING, UNKNOWN, HELD):
+                        values.update(status=SENT, sent_at=time.time(), lease_until=None)
+                        if sid:
+                            values["exotel_sid"] = sid[:128]
+                    await conn.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
                 await conn.execute(
                     insert(delivery_events).values(
-                        exotel_sid=sid or None,
+                        exotel_sid=sid[:128] or None,
                         outbox_id=row_id,
                         status=status or None,
                         payload=json.dumps(dict(fields), ensure_ascii=False),

@@ -146,6 +146,7 @@ outbox = Table(
     Column("detailed_status_code", String(16)),
     Column("sms_units", Integer),
     Column("date_sent", String(64)),
+    Column("checked_at", Float),  # when the reconciler last asked Exotel about it
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_exotel_sid", "exotel_sid"),
 )

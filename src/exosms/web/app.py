@@ -20,13 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from exosms.config import Settings, load_settings, resolve_config_file
 from exosms.dlt import TemplateRegistry
 from exosms.engine import DltGate, ReplyEngine
-from exosms.exotel.client import client_from_settings
 from exosms.guards import Guards
 from exosms.loading import AppLoadError
 from exosms.logs import quieten_logging_overhead
 from exosms.routing import Router
 from exosms.rules import RulesError, router_from_settings, rules_source
-from exosms.sending import OutboxWorker
+from exosms.sending import OutboxWorker, worker_from_settings
 from exosms.store import Store, StoreUnavailable, open_store
 from exosms.upstream import close_clients
 from exosms.web.api import Api
@@ -162,19 +161,7 @@ def create_app(
             else None
         )
         if settings.exotel.is_configured:
-            token = settings.auth.token
-            callback = None
-            if settings.exotel.public_url:
-                callback = settings.exotel.public_url.rstrip("/") + "/exotel/status"
-                if token is not None:
-                    callback += "/" + token.get_secret_value()
-            worker.append(
-                OutboxWorker(
-                    store,
-                    client_from_settings(settings, gate.registry),
-                    status_callback=callback,
-                )
-            )
+            worker.append(worker_from_settings(settings, store, gate.registry))
             worker[0].start()
         log.info(
             "exosms answering on %s (DLT %s, %d templates)",
@@ -225,7 +212,7 @@ def create_app(
             worker[0].wake()
 
     webhook = webhook_endpoint(engine, gatekeeper, settings.max_body_chars, wake_outbox)
-    status = status_endpoint(engine, gatekeeper)
+    status = status_endpoint(engine, gatekeeper, settings.exotel.signing_key())
     applet = AppletEndpoint(
         engine,
         gatekeeper,
@@ -243,8 +230,8 @@ def create_app(
             Route(settings.applet_path + "/{token}", applet),
             Route("/exotel/webhook", webhook, methods=["POST"]),
             Route("/exotel/webhook/{token}", webhook, methods=["POST"]),
-            Route("/exotel/status", status, methods=["POST"]),
-            Route("/exotel/status/{token}", status, methods=["POST"]),
+            Route("/exotel/status", status, methods=["GET", "POST"]),
+            Route("/exotel/status/{token}", status, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/", index, methods=["GET"]),
         ],

@@ -99,13 +99,15 @@ class Gatekeeper:
                 return bool(bytes(value).decode("latin-1").strip().lower() == "https")
         return False
 
-    def check(self, scope: Scope, path_token: str | None) -> Refusal | None:
-        refusal = self._check(scope, path_token)
+    def check(self, scope: Scope, path_token: str | None, *, basic: bool = True) -> Refusal | None:
+        """Allowlist, token, and (with ``basic``) Basic auth. Exotel's status callbacks carry
+        no credentials, so their endpoint checks the allowlist and token only."""
+        refusal = self._check(scope, path_token, basic)
         if refusal is not None:
             self.refused += 1
         return refusal
 
-    def _check(self, scope: Scope, path_token: str | None) -> Refusal | None:
+    def _check(self, scope: Scope, path_token: str | None, basic: bool) -> Refusal | None:
         if self._allow and not _in(self.client_address(scope), self._allow):
             return Refusal(403, "address not allowed")
         expected = self.token
@@ -117,7 +119,7 @@ class Gatekeeper:
                 return Refusal(401, "wrong token")
         elif path_token is not None:
             return Refusal(404, "not found")  # no token configured: /exotel/sms/<x> is no URL
-        if self.settings.basic_user is not None:
+        if basic and self.settings.basic_user is not None:
             return self._check_basic(scope)
         return None
 

@@ -21,8 +21,7 @@ from starlette.responses import Response
 
 from exosms.engine import Outcome, ReplyEngine
 from exosms.exotel.applet import AppletRequest, BadRequest, parse_query
-from exosms.numbers import normalise
-from exosms.segments import segment
+from exosms.exotel.callbacks import PREFIX, verify
 from exosms.store.base import StoreUnavailable
 from exosms.web.auth import Gatekeeper
 
@@ -97,18 +96,11 @@ def webhook_endpoint(
         if incoming is None:
             return _text(400, "missing SmsSid\n")
         try:
-            answer = await engine.receive(incoming, "POST")
+            # The reply is queued in the answer's own transaction: a retry after any failure
+            # finds it queued (or queues it), never twice.
+            answer = await engine.receive(incoming, "POST", queue_reply=True)
             if answer.reply and answer.outcome != Outcome.REPLAYED:
-                verdict = engine.gate.verdict(answer.reply)
-                queued = await engine.store.outbox.enqueue(
-                    normalise(incoming.sender),
-                    answer.reply,
-                    message_sid=incoming.sms_sid,
-                    template_id=verdict.template_id if verdict else None,
-                    parts=segment(answer.reply).count,
-                )
-                if queued is not None:
-                    sent()
+                sent()
         except StoreUnavailable as error:
             log.error("sid=%s webhook: database unavailable: %s", incoming.sms_sid, error)
             return _text(503, "database unavailable, try again\n")
@@ -118,23 +110,37 @@ def webhook_endpoint(
     return endpoint
 
 
-def status_endpoint(engine: ReplyEngine, gatekeeper: Gatekeeper) -> Callable[[Request], object]:
+def status_endpoint(
+    engine: ReplyEngine, gatekeeper: Gatekeeper, signing_key: bytes
+) -> Callable[[Request], object]:
+    """Exotel's status callbacks, by POST (form or JSON) or GET (newer docs make the method
+    selectable). They carry no credentials: the URL's token and our signed ``CustomField``
+    are what is checked, never Basic auth."""
+
     async def endpoint(request: Request) -> Response:
-        refusal = gatekeeper.check(request.scope, request.path_params.get("token"))
+        refusal = gatekeeper.check(request.scope, request.path_params.get("token"), basic=False)
         if refusal is not None:
             return _text(refusal.status, refusal.reason + "\n")
         try:
-            fields = await _fields(request)
+            if request.method == "GET":
+                fields = {k: v for k, v in request.query_params.items()}
+            else:
+                fields = await _fields(request)
         except BadRequest as error:
             return _text(error.status, error.reason + "\n")
         if not fields.get("SmsSid"):
             return _text(400, "missing SmsSid\n")
+        custom = fields.get("CustomField", "")
+        row_id = verify(custom, signing_key)
+        if custom.startswith(PREFIX) and row_id is None:
+            log.warning("status callback refused: CustomField not signed by this server")
+            return _text(403, "CustomField is not signed by this server\n")
         try:
-            row = await engine.store.outbox.record_status(fields)
+            row = await engine.store.outbox.record_status(fields, row_id)
         except StoreUnavailable:
             return _text(503, "database unavailable, try again\n")
         if row is None:
-            log.warning("status for unknown SmsSid %s kept for inspection", fields["SmsSid"])
+            log.warning("status callback for an SMS not in the outbox kept for inspection")
         return _text(200, "ok\n")
 
     return endpoint
