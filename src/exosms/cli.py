@@ -558,7 +558,7 @@ def send(
     """
     from exosms.exotel.client import ExotelError, OutgoingSms
     from exosms.numbers import normalise
-    from exosms.sending import LEASE_SECONDS, worker_from_settings
+    from exosms.sending import worker_from_settings
 
     settings = _settings(config_file, database_url=database_url)
     if not settings.exotel.is_configured:
@@ -576,7 +576,7 @@ def send(
                 normalise(to), body, sender=sender, template_id=template_id
             )
             assert row_id is not None  # no message_sid: never a duplicate
-            row = await store.outbox.lease(row_id, LEASE_SECONDS)
+            row = await store.outbox.lease(row_id, worker.lease_seconds)
             if row is None:
                 return f"queued as #{row_id}: the running server is sending it"
             await worker.send_row(row)

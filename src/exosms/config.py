@@ -147,6 +147,12 @@ class ExotelSettings(BaseModel):
     timeout_seconds: float = Field(
         10, gt=0, le=120, description="How long a call to Exotel's API may take."
     )
+    send_lease_seconds: float = Field(
+        60,
+        ge=1,
+        description="How long one process holds an SMS it is sending; past it (the process "
+        "died) the SMS is due again if it was not yet posted, and in doubt if it was.",
+    )
     unknown_policy: Literal["hold", "resend"] = Field(
         "hold",
         description="An SMS whose send may have reached Exotel (its answer was lost) and that "

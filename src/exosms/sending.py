@@ -46,6 +46,7 @@ class OutboxWorker:
         resend_unknown: bool = False,
         reconcile_after: float = 900.0,
         reconcile_per_minute: int = 30,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.store = store
         self.client = client
@@ -56,6 +57,7 @@ class OutboxWorker:
         self.resend_unknown = resend_unknown
         self.reconcile_after = reconcile_after
         self.reconcile_per_minute = reconcile_per_minute
+        self.lease_seconds = lease_seconds
         self._lookups: collections.deque[float] = collections.deque()  # times of look-ups
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -78,7 +80,7 @@ class OutboxWorker:
         while True:
             try:
                 await self.sweep()
-                rows = await self.store.outbox.lease_due(BATCH, LEASE_SECONDS)
+                rows = await self.store.outbox.lease_due(BATCH, self.lease_seconds)
             except StoreUnavailable as error:
                 log.warning("outbox: database unavailable: %s", error)
                 rows = []
@@ -210,4 +212,5 @@ def worker_from_settings(
         resend_unknown=exotel.unknown_policy == "resend",
         reconcile_after=exotel.reconcile_after_seconds,
         reconcile_per_minute=exotel.reconcile_per_minute,
+        lease_seconds=exotel.send_lease_seconds,
     )

@@ -213,3 +213,63 @@ def test_sigkill_under_load_loses_no_acknowledged_message(
     acknowledged = exotel.ok()
     print(f"{len(acknowledged)} acknowledged before SIGKILL")
     _assert_every_200_is_stored(exotel, stored)
+
+
+def test_webhook_replies_are_queued_and_sent_once_through_a_crash(
+    cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    from fake_exotel import fake_exotel
+
+    with fake_exotel(tmp_path) as fake:
+        port_env = {
+            "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
+            "EXOSMS_EXOTEL__API_KEY": "key",
+            "EXOSMS_EXOTEL__API_TOKEN": "token",
+            "EXOSMS_EXOTEL__API_URL": fake.url,
+            "EXOSMS_EXOTEL__SENDER": "ACMEIN",
+        }
+        proc = serve(tmp_path / "wh", cluster.url, **port_env)
+        sids = [new_sid("wh") for _ in range(40)]
+        first: dict[str, int | None] = {}
+
+        async def post(http: httpx.AsyncClient, sid: str) -> int | None:
+            body = {
+                "SmsSid": sid,
+                "Sender": "9052161119",
+                "ReceivedOn": "56070",
+                "MessageBody": f"SLOWECHO {sid}",
+            }
+            try:
+                return (await http.post(f"{proc.url}/exotel/webhook", json=body)).status_code
+            except httpx.HTTPError:
+                return None
+
+        async def run() -> None:
+            async with httpx.AsyncClient(timeout=10) as http:
+                before = len(proc.calls())
+                sent = {sid: asyncio.create_task(post(http, sid)) for sid in sids}
+                await wait_for(lambda: len(proc.calls()) > before)
+                cluster.crash()
+                cluster.start()
+                for sid, task in sent.items():
+                    first[sid] = await task
+                for sid in sids:  # Exotel retrying every webhook that was not a 200
+                    deadline = time.monotonic() + 20
+                    while await post(http, sid) != 200:
+                        assert time.monotonic() < deadline, f"{sid} never accepted"
+                        await asyncio.sleep(0.2)
+
+        try:
+            asyncio.run(run())
+            want = {f"{sid} ({sid})" for sid in sids}
+            deadline = time.monotonic() + 30
+            while {m["Body"] for m in fake.messages()} != want:
+                assert time.monotonic() < deadline, "not every reply was sent"
+                time.sleep(0.1)
+        finally:
+            proc.stop()
+        bodies = collections.Counter(m["Body"] for m in fake.messages())
+        print(f"webhooks through a crash: first answers {collections.Counter(first.values())}")
+        assert collections.Counter(first.values())[503] > 0, "the crash met no webhook"
+        assert all(n == 1 for n in bodies.values()), "a reply was sent twice"
+        assert all(n == 1 for n in collections.Counter(proc.calls()).values())
