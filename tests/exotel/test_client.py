@@ -220,3 +220,18 @@ def test_the_sync_wrapper_for_scripts(fake: FakeExotelProcess) -> None:
             == 2
         )
     assert len(fake.messages()) == 3
+
+
+def test_the_pypi_exotel_sdk_works_against_the_fake(fake: FakeExotelProcess) -> None:
+    from exotel import Exotel  # PyPI exotel 0.1.5: logs in as sid:token, calls Sms/Messages
+
+    sdk = Exotel("acme", TOKEN, baseurl=fake.url + "/")
+    sent = sdk.sms("ACMEIN", "09052161119", "Your order has shipped. -ACME")
+    assert sent.status_code == 200
+    sid = sent.json()["SMSMessage"]["Sid"]
+    hindi = sdk.sms("ACMEIN", "09052161119", "आपका ऑर्डर भेज दिया गया है", encoding_type="unicode")
+    assert hindi.json()["SMSMessage"]["Body"] == "आपका ऑर्डर भेज दिया गया है"
+    details = sdk.sms_details(sid)
+    assert details.json()["SMSMessage"]["Status"] == "sent"
+    wrong = Exotel("acme", "not-the-token", baseurl=fake.url + "/")
+    assert wrong.sms("ACMEIN", "09052161119", "x").status_code == 401

@@ -53,7 +53,15 @@ def _xml(entry: dict[str, Any]) -> str:
     )
 
 
-def _exception(status: int, message: str) -> JSONResponse:
+def _exception(status: int, message: str, *, xml: bool = False) -> Response:
+    """Exotel's error answer: JSON for ``.json`` URLs, XML otherwise."""
+    if xml:
+        text = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<TwilioResponse><RestException>'
+            f"<Status>{status}</Status><Message>{escape(message)}</Message>"
+            f"<Code>{status}</Code></RestException></TwilioResponse>\n"
+        )
+        return Response(text, status, media_type="application/xml")
     return JSONResponse(
         {"RestException": {"Status": status, "Message": message, "Code": status}}, status
     )
@@ -80,9 +88,11 @@ class FakeExotel:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return hmac.compare_digest(user, self.api_key) and hmac.compare_digest(
-            password, self.api_token
+        # Exotel's examples log in as key:token; older SDKs (PyPI exotel 0.1.5) as sid:token.
+        known_user = hmac.compare_digest(user, self.api_key) or hmac.compare_digest(
+            user, self.account_sid
         )
+        return known_user and hmac.compare_digest(password, self.api_token)
 
     def _next_fault(self) -> dict[str, Any]:
         if not self.failures:
@@ -105,16 +115,16 @@ class FakeExotel:
         return response
 
     def _accept(
-        self, form: dict[str, str], fault: dict[str, Any] | None = None
-    ) -> dict[str, Any] | JSONResponse:
+        self, form: dict[str, str], fault: dict[str, Any] | None = None, *, xml: bool = False
+    ) -> dict[str, Any] | Response:
         fault = fault or {}
         for name in ("From", "To", "Body"):
             if not form.get(name):
-                return _exception(400, f"Missing parameter {name}")
+                return _exception(400, f"Missing parameter {name}", xml=xml)
         registry = self.registry
         template_id = form.get("DltTemplateId", "")
         if registry is not None and len(registry) and template_id and not registry.get(template_id):
-            return _exception(400, f"DltTemplateId {template_id!r} is not registered")
+            return _exception(400, f"DltTemplateId {template_id!r} is not registered", xml=xml)
         now = datetime.now(IST).strftime("%Y-%m-%d %H:%M:%S")
         sid = uuid.uuid4().hex
         record: dict[str, Any] = {**form, "Sid": sid, "Status": "queued", "DateCreated": now}
@@ -183,37 +193,45 @@ class FakeExotel:
             with contextlib.suppress(httpx.HTTPError):
                 await client.post(record["StatusCallback"], data=fields)
 
-    async def _refusal(self, request: Request, fault: dict[str, Any]) -> Response | None:
+    async def _refusal(
+        self, request: Request, fault: dict[str, Any], *, xml: bool = False
+    ) -> Response | None:
         if request.path_params["sid"] != self.account_sid:
-            return _exception(404, "Account not found")
+            return _exception(404, "Account not found", xml=xml)
         if not self._authorised(request):
-            return _exception(401, "Authentication failed")
+            return _exception(401, "Authentication failed", xml=xml)
         return await self._failure(fault)
 
     async def send(self, request: Request) -> Response:
         fault = self._next_fault()
-        refused = await self._refusal(request, fault)
+        xml = request.path_params.get("format") != ".json"
+        refused = await self._refusal(request, fault, xml=xml)
         if refused is not None:
             return refused
         form = {k: str(v) for k, v in (await request.form()).items()}
-        accepted = self._accept(form, fault)
-        if isinstance(accepted, JSONResponse):
+        accepted = self._accept(form, fault, xml=xml)
+        if isinstance(accepted, Response):
             return accepted
         if fault.get("drop_answer"):
             await asyncio.sleep(120)  # accepted, and the answer never comes back
-        if request.path_params.get("format") != ".json":
+        if xml:
             return Response(_xml(accepted), media_type="application/xml")
         return JSONResponse({"SMSMessage": accepted})
 
     async def details(self, request: Request) -> Response:
-        refused = await self._refusal(request, {})
+        wanted = request.path_params["msid"]
+        xml = not wanted.endswith(".json")
+        wanted = wanted.removesuffix(".json")
+        refused = await self._refusal(request, {}, xml=xml)
         if refused is not None:
             return refused
-        wanted = request.path_params["msid"]
         for record in self.messages:
             if record["Sid"] == wanted:
-                return JSONResponse({"SMSMessage": self._entry(record, queued=False)})
-        return _exception(404, f"SMS {wanted} not found")
+                entry = self._entry(record, queued=False)
+                if xml:
+                    return Response(_xml(entry), media_type="application/xml")
+                return JSONResponse({"SMSMessage": entry})
+        return _exception(404, f"SMS {wanted} not found", xml=xml)
 
     async def bulk(self, request: Request) -> Response:
         refused = await self._refusal(request, self._next_fault())
@@ -231,7 +249,7 @@ class FakeExotel:
         entries = []
         for index in sorted(grouped):
             accepted = self._accept(grouped[index])
-            if isinstance(accepted, JSONResponse):
+            if isinstance(accepted, Response):
                 return accepted
             entries.append({"SMSMessage": accepted})
         return JSONResponse({"SMSMessages": entries})
@@ -299,8 +317,8 @@ class FakeExotel:
                 Route(base + "/send{format:path}", self.send, methods=["POST"]),
                 Route(f"{base}/bulksend.json", self.bulk, methods=["POST"]),
                 # Exotel's docs write SMS/Messages; the PyPI SDK calls Sms/Messages.
-                Route("/v1/Accounts/{sid}/SMS/Messages/{msid}.json", self.details),
-                Route("/v1/Accounts/{sid}/Sms/Messages/{msid}.json", self.details),
+                Route("/v1/Accounts/{sid}/SMS/Messages/{msid}", self.details),
+                Route("/v1/Accounts/{sid}/Sms/Messages/{msid}", self.details),
                 Route("/_fake/fail", self.control_fail, methods=["POST"]),
                 Route("/_fake/messages", self.control_messages, methods=["GET"]),
                 Route("/_fake/reset", self.control_reset, methods=["POST"]),
