@@ -235,3 +235,53 @@ def test_the_pypi_exotel_sdk_works_against_the_fake(fake: FakeExotelProcess) -> 
     assert details.json()["SMSMessage"]["Status"] == "sent"
     wrong = Exotel("acme", "not-the-token", baseurl=fake.url + "/")
     assert wrong.sms("ACMEIN", "09052161119", "x").status_code == 401
+
+
+def test_bulk_shapes_and_a_partly_refused_bulk(fake: FakeExotelProcess) -> None:
+    import httpx
+
+    auth = ("key", TOKEN)
+    url = f"{fake.url}/v1/Accounts/acme/Sms/bulksend.json"
+    # The outer From is used where a message has none; Message[i] (singular) works too.
+    dynamic = httpx.post(
+        url,
+        data={
+            "From": "ACMEIN",
+            "EncodingType": "plain",
+            "Message[0][To]": "09052161119",
+            "Message[0][Body]": "one",
+            "Message[1][To]": "09052161118",
+            "Message[1][Body]": "two",
+            "Message[1][From]": "OTHERS",
+        },
+        auth=auth,
+    ).json()["SMSMessages"]
+    assert [e["SMSMessage"]["From"] for e in dynamic] == ["ACMEIN", "OTHERS"]
+    static = httpx.post(
+        url, data={"From": "ACMEIN", "Body": "same", "To": "09052161119,09052161118"}, auth=auth
+    ).json()["SMSMessages"]
+    assert [e["SMSMessage"]["To"] for e in static] == ["09052161119", "09052161118"]
+
+    async def partly() -> list[tuple[bool, str | None]]:
+        async with Client("acme", "key", TOKEN, base_url=fake.url, sender="ACMEIN") as c:
+            sent = await c.send_bulk(
+                [OutgoingSms("+919052161119", "fine"), OutgoingSms("+919052161118", "x" * 2001)]
+            )
+            return [(r.is_sent, r.error) for r in sent]
+
+    with pytest.raises(InvalidRequest, match="2001 characters"):
+        run(partly())  # refused here, before any POST: nothing half-sent
+
+    form = {
+        "Messages[0][To]": "1",
+        "Messages[0][Body]": "ok",
+        "Messages[1][To]": "2",
+        "From": "ACMEIN",
+    }
+    answer = httpx.post(url, data=form, auth=auth).json()["SMSMessages"]
+    from exosms.exotel.client import _bulk_result
+
+    results = [_bulk_result(to, entry) for to, entry in zip(("1", "2"), answer, strict=True)]
+    assert results[0].is_sent and not results[1].is_sent
+    assert results[1].error is not None and "Missing parameter Body" in results[1].error
+    assert _bulk_result("3", None).error == "no answer for this message in the bulk answer"

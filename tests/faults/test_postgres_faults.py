@@ -221,14 +221,7 @@ def test_webhook_replies_are_queued_and_sent_once_through_a_crash(
     from fake_exotel import fake_exotel
 
     with fake_exotel(tmp_path) as fake:
-        port_env = {
-            "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
-            "EXOSMS_EXOTEL__API_KEY": "key",
-            "EXOSMS_EXOTEL__API_TOKEN": "token",
-            "EXOSMS_EXOTEL__API_URL": fake.url,
-            "EXOSMS_EXOTEL__SENDER": "ACMEIN",
-        }
-        proc = serve(tmp_path / "wh", cluster.url, **port_env)
+        proc = serve(tmp_path / "wh", cluster.url, **fake.settings())
         sids = [new_sid("wh") for _ in range(40)]
         first: dict[str, int | None] = {}
 

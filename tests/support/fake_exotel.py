@@ -18,6 +18,16 @@ class FakeExotelProcess:
     def __init__(self, url: str) -> None:
         self.url = url
 
+    def settings(self) -> dict[str, str]:
+        """The `EXOSMS_EXOTEL__*` variables that point an exosms server at this fake."""
+        return {
+            "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
+            "EXOSMS_EXOTEL__API_KEY": "key",
+            "EXOSMS_EXOTEL__API_TOKEN": "token",
+            "EXOSMS_EXOTEL__API_URL": self.url,
+            "EXOSMS_EXOTEL__SENDER": "ACMEIN",
+        }
+
     def fail(self, **failure: Any) -> None:
         httpx.post(f"{self.url}/_fake/fail", json=failure).raise_for_status()
 

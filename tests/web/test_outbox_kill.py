@@ -74,14 +74,7 @@ def start(
                 "EXOSMS_EXOTEL__UNKNOWN_WAIT_SECONDS": "1",
             }
             if configured:
-                env |= {
-                    "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
-                    "EXOSMS_EXOTEL__API_KEY": "key",
-                    "EXOSMS_EXOTEL__API_TOKEN": "token",
-                    "EXOSMS_EXOTEL__API_URL": fake.url,
-                    "EXOSMS_EXOTEL__SENDER": "ACMEIN",
-                    "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
-                }
+                env |= {**fake.settings(), "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}"}
             proc = ServerProcess(
                 tmp_path, port, database, args=["--app", "exosms_test_apps:router"], env=env
             ).start()

@@ -66,16 +66,7 @@ def setup(tmp_path: Path) -> Iterator[Callable[..., tuple[ServerProcess, FakeExo
         port = free_port()
         env = {"EXOSMS_FALLBACK_REPLY": ""}
         if configured:
-            env.update(
-                {
-                    "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
-                    "EXOSMS_EXOTEL__API_KEY": "key",
-                    "EXOSMS_EXOTEL__API_TOKEN": "token",
-                    "EXOSMS_EXOTEL__API_URL": fake.url,
-                    "EXOSMS_EXOTEL__SENDER": "ACMEIN",
-                    "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
-                }
-            )
+            env |= {**fake.settings(), "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}"}
         env.update(extra)
         proc = ServerProcess(
             tmp_path, port, db, args=["--app", "exosms_test_apps:router"], env=env
@@ -188,13 +179,7 @@ def test_status_callbacks_for_unknown_sids_are_kept(setup) -> None:  # type: ign
 
 def test_exosms_send_works_and_explains_a_dlt_refusal(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     proc, fake = setup()
-    env = {
-        "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
-        "EXOSMS_EXOTEL__API_KEY": "key",
-        "EXOSMS_EXOTEL__API_TOKEN": "token",
-        "EXOSMS_EXOTEL__API_URL": fake.url,
-        "EXOSMS_EXOTEL__SENDER": "ACMEIN",
-    }
+    env = fake.settings()
     done = exosms(
         proc.database_url,
         tmp_path,

@@ -129,12 +129,18 @@ class OutgoingSms:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What Exotel said about one SMS: its SmsSid and status (``queued`` at first)."""
+    """What Exotel said about one SMS: its SmsSid and status (``queued`` at first). In a bulk
+    answer, a message Exotel refused has no ``sid`` and carries Exotel's ``error``."""
 
     sid: str
     status: str
     to: str
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    error: str | None = None
+
+    @property
+    def is_sent(self) -> bool:
+        return bool(self.sid) and self.error is None
 
 
 def _message_entries(data: Any) -> list[dict[str, Any]]:
@@ -148,6 +154,36 @@ def _message_entries(data: Any) -> list[dict[str, Any]]:
     if isinstance(data, list):
         return [e.get("SMSMessage", e) if isinstance(e, dict) else {} for e in data]
     return []
+
+
+def _bulk_entries(data: Any) -> list[dict[str, Any]]:
+    """A bulk answer's entries in order, refusals (``RestException``) kept in their place."""
+    if isinstance(data, dict):
+        for key in ("SMSMessages", "SmsMessages", "Messages"):
+            if isinstance(data.get(key), list):
+                return [e if isinstance(e, dict) else {} for e in data[key]]
+        if "SMSMessage" in data:
+            return [data]
+    if isinstance(data, list):
+        return [e if isinstance(e, dict) else {} for e in data]
+    return []
+
+
+def _bulk_result(to: str, entry: dict[str, Any] | None) -> SendResult:
+    if entry is None:
+        # Exotel answered for fewer messages than were posted: this one may have been sent.
+        return SendResult("", "", to, {}, "no answer for this message in the bulk answer")
+    rest = entry.get("RestException")
+    if isinstance(rest, dict):
+        code = rest.get("Code")
+        message = str(rest.get("Message") or "refused")[:300]
+        return SendResult("", "", to, entry, f"{message} (code {code})" if code else message)
+    message = entry.get("SMSMessage", entry)
+    sid = str(message.get("Sid") or "") if isinstance(message, dict) else ""
+    status = str(message.get("Status") or "") if isinstance(message, dict) else ""
+    if not sid:
+        return SendResult("", status, to, entry, "the bulk answer has no Sid for this message")
+    return SendResult(sid, status, to, message)
 
 
 def _exception(answer: httpx.Response) -> tuple[str, str | None]:
@@ -328,13 +364,11 @@ class Client:
             for index, sms in enumerate(chunk):
                 for key, value in self.prepare(sms).items():
                     data[f"Messages[{index}][{key}]"] = value
-            entries = _message_entries(await self._post("bulksend.json", data))
-            for sms, entry in zip(chunk, entries, strict=False):
-                results.append(
-                    SendResult(
-                        str(entry.get("Sid", "")), str(entry.get("Status", "")), sms.to, entry
-                    )
-                )
+            answer = await self._post("bulksend.json", data)
+            entries = _bulk_entries(answer)
+            for index, sms in enumerate(chunk):
+                entry = entries[index] if index < len(entries) else None
+                results.append(_bulk_result(sms.to, entry))
         return results
 
 

@@ -24,6 +24,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -234,24 +235,38 @@ class FakeExotel:
         return _exception(404, f"SMS {wanted} not found", xml=xml)
 
     async def bulk(self, request: Request) -> Response:
-        refused = await self._refusal(request, self._next_fault())
+        """Bulk with different bodies (``Messages[i][To|Body|From|SmsType|DltTemplateId]``, or
+        ``Message[i][...]`` as some clients send; the outer ``From`` and ``EncodingType`` are
+        used where a message has none), or static bulk (one ``Body``, ``To`` as a list or
+        comma-separated: one SMS each). A message Exotel refuses is a ``RestException`` in its
+        place; the others are sent."""
+        fault = self._next_fault()
+        refused = await self._refusal(request, fault)
         if refused is not None:
             return refused
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        form = await request.form()
+        outer = {k: str(v) for k, v in form.items() if "[" not in k and k != "To"}
         grouped: dict[int, dict[str, str]] = {}
-        for key, value in form.items():
-            if key.startswith("Messages[") and "][" in key:
-                position, _, name = key[9:-1].partition("][")
-                if position.isdigit():
-                    grouped.setdefault(int(position), {})[name] = value
-        if not grouped or len(grouped) > 100:
-            return _exception(400, "Send 1 to 100 Messages[i][...] entries")
-        entries = []
-        for index in sorted(grouped):
-            accepted = self._accept(grouped[index])
+        for key, value in form.multi_items():
+            for prefix in ("Messages[", "Message["):
+                if key.startswith(prefix) and "][" in key:
+                    position, _, name = key[len(prefix) : -1].partition("][")
+                    if position.isdigit():
+                        grouped.setdefault(int(position), {})[name] = str(value)
+        messages = [grouped[i] for i in sorted(grouped)]
+        if not messages:  # static bulk: the same Body to every To
+            numbers = [n.strip() for v in form.getlist("To") for n in str(v).split(",")]
+            messages = [{"To": n} for n in numbers if n]
+        if not messages or len(messages) > 100:
+            return _exception(400, "Send 1 to 100 messages")
+        entries: list[dict[str, Any]] = []
+        for message in messages:
+            accepted = self._accept({**outer, **message}, fault)
             if isinstance(accepted, Response):
-                return accepted
-            entries.append({"SMSMessage": accepted})
+                rest = json.loads(bytes(accepted.body))
+                entries.append(rest)
+            else:
+                entries.append({"SMSMessage": accepted})
         return JSONResponse({"SMSMessages": entries})
 
     async def control_fail(self, request: Request) -> Response:
