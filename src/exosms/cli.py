@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 
 import click
 
-from exosms.config import ConfigError, Settings, load_settings, settings_as_environment
+from exosms.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    secret_values,
+    settings_as_environment,
+)
 from exosms.dlt import Template, TemplateRegistry
 from exosms.logs import logging_config
 from exosms.routing import Router
@@ -93,7 +99,7 @@ def serve(
     settings = _settings(
         config_file, host=host, port=port, database_url=database_url, app=app, workers=workers
     )
-    log_config = logging_config(settings.log_level)
+    log_config = logging_config(settings.log_level, secret_values(settings))
     logging.config.dictConfig(log_config)
     resolved = _config_path(config_file)
     _build_router(settings, resolved)  # fail here, with every problem, not in a worker

@@ -461,6 +461,22 @@ def rules_path(settings: Settings, config_file: Path | None) -> Path | None:
     return path
 
 
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret setting's value, and the Exotel account and key (for the log redactor)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+
+    walk(settings)
+    found += [v for v in (settings.exotel.account_sid, settings.exotel.api_key) if v]
+    return found
+
+
 def settings_as_environment(settings: Settings) -> dict[str, str]:
     """The settings as ``EXOSMS_*`` variables, for worker processes started by the server."""
     import json

@@ -1,0 +1,83 @@
+"""No secret and no customer's number reaches a log line: every path is run with known
+secrets and a known number at log_level debug, and all the server's output is searched."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fake_exotel import fake_exotel
+from servers import ServerProcess, free_port
+
+from exosms.logs import Redactor
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "tok3n-for-the-log-test"
+API_TOKEN = "api-t0ken-for-the-log-test"
+NUMBER = "9052161119"
+OTHER = "9876501234"  # a number inside a message body
+
+
+def test_no_secret_or_number_in_any_log_line(tmp_path: Path) -> None:
+    with fake_exotel(tmp_path) as fake:
+        port = free_port()
+        env = {
+            **fake.settings(),
+            "EXOSMS_EXOTEL__API_TOKEN": API_TOKEN,
+            "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "EXOSMS_AUTH__TOKEN": TOKEN,
+            "EXOSMS_LOG_LEVEL": "debug",
+        }
+        proc = ServerProcess(
+            tmp_path,
+            port,
+            f"sqlite:///{tmp_path / 'logs.db'}",
+            args=["--app", "exosms_test_apps:router"],
+            env=env,
+        ).start()
+        try:
+            base = proc.url
+            params = {"SmsSid": "log-1", "From": NUMBER, "To": "56070", "Body": f"ECHO {OTHER}"}
+            assert httpx.get(f"{base}/exotel/sms/{TOKEN}", params=params).status_code == 200
+            assert (
+                httpx.get(f"{base}/exotel/sms", params={**params, "token": TOKEN}).status_code
+                == 200
+            )
+            assert httpx.get(f"{base}/exotel/sms/wrong", params=params).status_code == 401
+            params["SmsSid"] = "log-2"
+            params["Body"] = "BOOM"  # a handler that raises: its traceback is logged
+            assert httpx.get(f"{base}/exotel/sms/{TOKEN}", params=params).status_code == 200
+            webhook = {
+                "SmsSid": "log-3",
+                "Sender": NUMBER,
+                "ReceivedOn": "56070",
+                "MessageBody": f"ECHO call {OTHER}",
+            }
+            assert httpx.post(f"{base}/exotel/webhook/{TOKEN}", json=webhook).status_code == 200
+            deadline = time.monotonic() + 15
+            while not any("outbox 1" in line for line in proc.log().splitlines()):
+                assert time.monotonic() < deadline, proc.log()
+                time.sleep(0.05)
+            status = {"SmsSid": "nobody", "Status": "sent", "To": f"0{NUMBER}"}
+            assert httpx.post(f"{base}/exotel/status/{TOKEN}", data=status).status_code == 200
+        finally:
+            proc.stop()
+        log = proc.log()
+    assert "sid=log-1" in log and "outbox 1" in log  # the lines were written
+    for leaked in (TOKEN, API_TOKEN, NUMBER, OTHER, "SmsSid=", "/Accounts/acme/"):
+        assert leaked not in log, f"{leaked!r} reached the log"
+
+
+def test_the_redactor_masks_what_libraries_write() -> None:
+    redactor = Redactor([TOKEN, API_TOKEN])
+    cases = {
+        f'HTTP Request: POST https://key:{API_TOKEN}@api.exotel.com/v1/Accounts/acme1/Sms/send.json "HTTP/1.1 200 OK"': 'HTTP Request: POST https://<credentials>@api.exotel.com/v1/Accounts/<account>/Sms/send.json "HTTP/1.1 200 OK"',
+        f"GET /exotel/sms/{TOKEN}?SmsSid=1&From={NUMBER}": "GET /exotel/sms/<token>?<query>",
+        f"to +91{NUMBER}, 0{NUMBER}, 91 {NUMBER}": "to <number>, <number>, <number>",
+        "sid=abc GET replied 1.2ms": "sid=abc GET replied 1.2ms",
+    }
+    for raw, clean in cases.items():
+        assert redactor.redact(raw) == clean
