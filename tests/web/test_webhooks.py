@@ -323,3 +323,99 @@ def test_a_lost_callback_is_reconciled_from_exotel_s_details(setup) -> None:  # 
     assert (row["detailed_status_code"], row["sms_units"]) == ("20005", 1)
     assert row["checked_at"] is not None
     assert "reconciled: sent" in proc.log()
+
+
+def test_malformed_webhooks_and_callbacks_get_a_4xx_with_a_reason(setup) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = setup()
+    json_type = {"content-type": "application/json"}
+    deep = b'{"SmsSid": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    cases = [
+        ("webhook", deep, json_type, 400, "JSON nested deeper than 8\n"),
+        (
+            "webhook",
+            b'{"SmsSid": "s", "Sender": "9052161119", "MessageBody": "\\udc80"}',
+            json_type,
+            400,
+            "'MessageBody' is not valid Unicode\n",
+        ),
+        (
+            "webhook",
+            b'{"SmsSid": "s\\u0000", "Sender": "9052161119"}',
+            json_type,
+            400,
+            "'SmsSid' contains a NUL character\n",
+        ),
+        (
+            "webhook",
+            b"SmsSid=%FF%FE&From=1",
+            {},
+            400,
+            "SmsSid must be 1 to 128 printable ASCII characters\n",
+        ),
+        ("webhook", b"x" * 70_000, {}, 413, "body longer than 65536 bytes\n"),
+        (
+            "status",
+            b"SmsSid=s&CustomField=exosms-%C2%B2-00&SmsUnits=%C2%B2",
+            {},
+            403,
+            "CustomField is not signed by this server\n",
+        ),
+        ("status", b"SmsSid=s&SmsUnits=%C2%B2&Status=" + b"9" * 5000, {}, 200, "ok\n"),
+        ("status", deep, json_type, 400, "JSON nested deeper than 8\n"),
+    ]
+    for path, body, headers, status, reason in cases:
+        answer = httpx.post(f"{proc.url}/exotel/{path}", content=body, headers=headers)
+        assert (answer.status_code, answer.text) == (status, reason), (path, body[:60])
+    assert "Traceback" not in proc.log()
+
+
+def test_fuzzed_webhook_and_status_bodies_never_get_a_5xx(setup) -> None:  # type: ignore[no-untyped-def]
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    proc, _ = setup(configured=False)
+    http = httpx.Client(timeout=10)
+    field = st.sampled_from(
+        [
+            "SmsSid",
+            "From",
+            "To",
+            "Body",
+            "Sender",
+            "MessageBody",
+            "ReceivedOn",
+            "CustomField",
+            "SmsUnits",
+            "Status",
+            "DateSent",
+        ]
+    )
+    text = st.text(max_size=40) | st.binary(max_size=40).map(lambda b: b.decode("latin-1"))
+    form = st.dictionaries(field, text, max_size=6)
+    seen: list[int] = []
+
+    @settings(
+        max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        path=st.sampled_from(["webhook", "status"]),
+        kind=st.sampled_from(["json", "form", "raw"]),
+        data=form,
+        raw=st.binary(max_size=200),
+    )
+    def probe(path: str, kind: str, data: dict[str, str], raw: bytes) -> None:
+        url = f"{proc.url}/exotel/{path}"
+        if kind == "json":
+            answer = http.post(
+                url, content=json.dumps(data).encode(), headers={"content-type": "application/json"}
+            )
+        elif kind == "form":
+            answer = http.post(url, data=data)
+        else:
+            answer = http.post(url, content=raw, headers={"content-type": "application/json"})
+        seen.append(answer.status_code)
+        assert answer.status_code < 500, (path, kind, data, raw, answer.text)
+
+    probe()
+    http.close()
+    assert len(seen) >= 150 and "Traceback" not in proc.log()

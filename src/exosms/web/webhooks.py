@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,23 +34,95 @@ def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Resp
     return Response(text, status, headers={**(headers or {}), "content-type": "text/plain"})
 
 
-async def _fields(request: Request) -> dict[str, str]:
-    raw = await request.body()
-    if len(raw) > MAX_POST_BYTES:
+MAX_JSON_DEPTH = 8  # Exotel's webhooks are flat objects; deeper is not Exotel
+
+
+async def _body(request: Request) -> bytes:
+    """The body, read as a stream and refused (413) once past the limit, before the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_POST_BYTES:
         raise BadRequest(f"body longer than {MAX_POST_BYTES} bytes", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_POST_BYTES:
+            raise BadRequest(f"body longer than {MAX_POST_BYTES} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _depth(value: object, limit: int) -> bool:
+    """Whether ``value`` nests at most ``limit`` deep (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _field_text(value: str, name: str) -> str:
+    """A field's text as it may be stored and sent: valid Unicode, no NUL."""
+    if "\x00" in value:
+        raise BadRequest(f"{name[:40]!r} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{name[:40]!r} is not valid Unicode") from None
+    return value
+
+
+async def _fields(request: Request) -> dict[str, str]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/json", "application/x-www-form-urlencoded", ""):
+        raise BadRequest(f"unsupported content type {kind!r}: send JSON or a form", status=415)
+    raw = await _body(request)
     if kind == "application/json":
+        if raw.count(b"[") + raw.count(b"{") > 10 * MAX_JSON_DEPTH and not _shallow(raw):
+            raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH}")
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("expected a JSON object")
-        return {str(k): "" if v is None else str(v) for k, v in data.items()}
-    if kind in ("application/x-www-form-urlencoded", ""):
-        form = await request.form()
-        return {k: str(v) for k, v in form.items()}
-    raise BadRequest(f"unsupported content type {kind!r}: send JSON or a form", status=415)
+        if not _depth(data, MAX_JSON_DEPTH):
+            raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH}")
+        return {
+            _field_text(str(k), "a field name"): _field_text("" if v is None else str(v), str(k))
+            for k, v in data.items()
+        }
+    # As on the applet path: invalid UTF-8 is kept as replacement characters, not refused.
+    pairs = parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {_field_text(k, "a field name"): _field_text(v, k) for k, v in pairs}
+
+
+def _shallow(raw: bytes) -> bool:
+    """Whether brackets in ``raw`` (outside strings, roughly) nest at most the limit deep:
+    refuses a deeply nested document before the parser recurses into it."""
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
 
 
 def _as_applet(fields: dict[str, str], max_body_chars: int) -> AppletRequest | None:
