@@ -1,4 +1,4 @@
-"""The inbox's pure parts: password hashes, lockout, search words, spreadsheet-safe cells,
+"""The inbox's pure parts: password hashes, search words, spreadsheet-safe cells,
 filter parsing, and the `exosms password` command that writes the hash."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from starlette.datastructures import QueryParams
 from exosms.cli import main
 from exosms.config import load_settings
 from exosms.inbox.passwords import (
-    Lockout,
     PasswordError,
     check_hash_format,
     hash_password,
@@ -57,20 +56,6 @@ def test_a_plain_password_in_the_settings_is_refused(tmp_path: Path) -> None:
     config.write_text('[inbox]\npassword_hash = "hunter2hunter2"\n')
     with pytest.raises(Exception, match="not an exosms password hash"):
         load_settings(config)
-
-
-def test_lockout_counts_failures_in_a_window() -> None:
-    lock = Lockout(attempts=3, seconds=60)
-    for t in (0.0, 1.0):
-        lock.failed("1.2.3.4", now=t)
-    assert lock.locked_for("1.2.3.4", now=2.0) == 0
-    lock.failed("1.2.3.4", now=2.0)
-    assert lock.locked_for("1.2.3.4", now=3.0) == pytest.approx(59.0)
-    assert lock.locked_for("5.6.7.8", now=3.0) == 0  # per address
-    assert lock.locked_for("1.2.3.4", now=62.5) == 0  # the window passed
-    lock.failed("9.9.9.9", now=0)
-    lock.succeeded("9.9.9.9")
-    assert "9.9.9.9" not in lock._failures
 
 
 @pytest.mark.parametrize(

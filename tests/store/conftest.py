@@ -18,6 +18,7 @@ TABLES = (
     "conversations",
     "web_sessions",
     "claim_owners",
+    "login_attempts",
 )
 
 

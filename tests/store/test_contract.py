@@ -296,3 +296,16 @@ async def test_a_late_reply_is_recorded_on_the_message(store: Store) -> None:
     await store.record_late_reply("late1", "finally")
     stored = await store.lookup("late1")
     assert stored is not None and stored.late_reply == "finally"
+
+
+async def test_login_checks_are_reserved_atomically(store: Store) -> None:
+    import asyncio
+
+    waits = await asyncio.gather(
+        *(store.inbox.reserve_login("203.0.113.9", 5, 900) for _ in range(30))
+    )
+    assert waits.count(0.0) == 5
+    assert all(899 <= w <= 900 for w in waits if w)
+    assert await store.inbox.reserve_login("198.51.100.1", 5, 900) == 0.0  # per address
+    await store.inbox.login_succeeded("203.0.113.9")
+    assert await store.inbox.reserve_login("203.0.113.9", 5, 900) == 0.0

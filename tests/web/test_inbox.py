@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -118,6 +119,44 @@ def test_wrong_passwords_lock_the_address_out(tmp_path: Path) -> None:
         assert PASSWORD not in log and "guess guess" not in log and API_TOKEN not in log
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parallel_wrong_passwords_are_checked_at_most_the_limit(
+    tmp_path: Path, workers: int
+) -> None:
+    proc = ServerProcess(
+        tmp_path,
+        free_port(),
+        f"sqlite:///{tmp_path / 'lock.db'}",
+        args=["--workers", str(workers)],
+        env=inbox_env(EXOSMS_INBOX__LOCKOUT_ATTEMPTS="5"),
+    ).start()
+    try:
+        client = httpx.Client(base_url=proc.url, follow_redirects=False)
+        csrf = login_form(client)  # one login form, its cookie sent with every guess
+        cookies = dict(client.cookies)
+
+        async def guesses() -> list[int]:
+            limits = httpx.Limits(max_connections=100)
+            async with httpx.AsyncClient(
+                base_url=proc.url, cookies=cookies, limits=limits, timeout=60
+            ) as http:
+                answers = await asyncio.gather(
+                    *(
+                        http.post("/inbox/login", data={"csrf": csrf, "password": f"guess {n}"})
+                        for n in range(100)
+                    )
+                )
+            return [a.status_code for a in answers]
+
+        statuses = asyncio.run(guesses())
+    finally:
+        proc.stop()
+    checked = proc.log().count("inbox login failed from")
+    print(f"workers={workers}: {statuses.count(401)} checked, {statuses.count(429)} refused")
+    assert statuses.count(401) == checked <= 5  # scrypt ran for at most the limit
+    assert statuses.count(429) == 100 - checked
 
 
 def test_behind_a_trusted_proxy_the_real_client_and_https_count(tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
-from dataclasses import dataclass, field
 
 N, R, P = 2**14, 8, 1  # about 50 ms and 16 MiB per check
 MIN_LENGTH = 10
@@ -67,35 +65,3 @@ def signing_key(stored: str) -> bytes:
     """The key that signs login cookies: derived from the stored hash, so every worker
     process agrees on it and a new password signs every old cookie out."""
     return hashlib.sha256(b"exosms-inbox-cookie\x00" + stored.encode()).digest()
-
-
-@dataclass
-class Lockout:
-    """Refuses logins from an address after ``attempts`` failures within ``seconds``,
-    until ``seconds`` have passed since the last failure. Per process."""
-
-    attempts: int = 5
-    seconds: float = 900.0
-    _failures: dict[str, list[float]] = field(default_factory=dict)
-
-    def locked_for(self, address: str, now: float | None = None) -> float:
-        """Seconds until ``address`` may try again (0: it may now)."""
-        now = time.time() if now is None else now
-        failures = [t for t in self._failures.get(address, []) if now - t < self.seconds]
-        if failures:
-            self._failures[address] = failures
-        else:
-            self._failures.pop(address, None)
-        if len(failures) < self.attempts:
-            return 0.0
-        return self.seconds - (now - failures[-1])
-
-    def failed(self, address: str, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        self._failures.setdefault(address, []).append(now)
-        if len(self._failures) > 10_000:  # a spray of addresses must not grow memory forever
-            oldest = min(self._failures, key=lambda key: self._failures[key][-1])
-            del self._failures[oldest]
-
-    def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)

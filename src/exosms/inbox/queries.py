@@ -142,6 +142,7 @@ class InboxQueries:
         self.postgres = engine.dialect.name == "postgresql"
         self._stats_cache: tuple[float, tuple[int, float], Stats] | None = None
         self._stats_lock = asyncio.Lock()
+        self._login_lock = asyncio.Lock()  # one reservation at a time in this process
         self._hours: dict[float, _Hour] = {}
         self._hours_offset: float | None = None
 
@@ -535,6 +536,49 @@ class InboxQueries:
         return bool(rows)
 
     # -- login sessions -----------------------------------------------------------------
+
+    async def reserve_login(self, address: str, attempts: int, window: float) -> float:
+        """Reserve one password check for ``address`` before it is made: 0.0 when reserved,
+        else the seconds until one may be. At most ``attempts`` per ``window`` seconds, counted
+        in the database (every worker and process shares it) by one atomic statement."""
+        now = time.time()
+        since = now - window
+        address = address[:64]
+        try:
+            async with self._login_lock, self.engine.begin() as conn:
+                if self.postgres:  # concurrent counts of one address wait for each other
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtext(:a))"), {"a": address}
+                    )
+                taken = await conn.execute(
+                    text(
+                        "INSERT INTO login_attempts (address, at)"
+                        " SELECT CAST(:a AS VARCHAR(64)), CAST(:now AS DOUBLE PRECISION) WHERE"
+                        " (SELECT COUNT(*) FROM login_attempts"
+                        " WHERE address = CAST(:a AS VARCHAR(64)) AND at > :since) < :n"
+                    ),
+                    {"a": address, "now": now, "since": since, "n": attempts},
+                )
+                if taken.rowcount:
+                    await conn.execute(
+                        text("DELETE FROM login_attempts WHERE at <= :since"), {"since": since}
+                    )
+                    return 0.0
+                oldest = (
+                    await conn.execute(
+                        text(
+                            "SELECT MIN(at) FROM login_attempts WHERE address = :a AND at > :since"
+                        ),
+                        {"a": address, "since": since},
+                    )
+                ).scalar()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return max(1.0, float(oldest or now) + window - now)
+
+    async def login_succeeded(self, address: str) -> None:
+        """The password was right: the address's count starts again."""
+        await self._write("DELETE FROM login_attempts WHERE address = :a", a=address[:64])
 
     async def create_session(self, token: str, csrf: str, ttl: float) -> None:
         now = time.time()

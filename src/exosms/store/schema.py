@@ -89,6 +89,15 @@ web_sessions = Table(  # inbox logins
     Column("expires_at", Float, nullable=False),
 )
 
+login_attempts = Table(  # the inbox's lockout: one row per password check, per address
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_login_attempts_address", "address", "at"),
+)
+
 dlt_templates = Table(
     "dlt_templates",
     metadata,

@@ -42,7 +42,7 @@ from starlette.staticfiles import StaticFiles
 from exosms.config import Settings
 from exosms.engine import ReplyEngine
 from exosms.inbox import present
-from exosms.inbox.passwords import Lockout, signing_key, verify_password
+from exosms.inbox.passwords import signing_key, verify_password
 from exosms.inbox.queries import DLT_VERDICTS, OUTCOMES, Filters, InboxQueries
 from exosms.store.base import StoreUnavailable
 from exosms.web.auth import Gatekeeper
@@ -158,7 +158,6 @@ class Inbox:
         self.gatekeeper = gatekeeper
         self.zone = ZoneInfo(settings.timezone)
         self.clock = present.Clock(self.zone)
-        self.lockout = Lockout(self.config.lockout_attempts, self.config.lockout_seconds)
         self.signer = (
             TimestampSigner(signing_key(self.config.password_hash), salt="exosms-session")
             if self.config.password_hash
@@ -295,12 +294,6 @@ class Inbox:
         if self.signer is None or self.config.password_hash is None:
             return PlainTextResponse(OFF, status_code=404)
         address = self.gatekeeper.client_address(request.scope)
-        wait = self.lockout.locked_for(address)
-        if wait > 0:
-            log.warning("inbox login refused: %s is locked out for %.0f s", address, wait)
-            return self._login_page(
-                request, f"Too many failed logins: try again in {wait / 60:.0f} minutes.", 429
-            )
         form = await request.form(max_files=0, max_fields=10, max_part_size=4096)
         given = form.get("csrf")
         try:
@@ -316,15 +309,28 @@ class Inbox:
             return PlainTextResponse(
                 "refused: missing or wrong CSRF token (reload the login page)\n", status_code=403
             )
+        # The check is counted before it is made, in the database: parallel guesses and
+        # several workers share one count.
+        try:
+            wait = await self.queries.reserve_login(
+                address, self.config.lockout_attempts, self.config.lockout_seconds
+            )
+        except StoreUnavailable:
+            return PlainTextResponse("database unavailable, try again\n", status_code=503)
+        if wait > 0:
+            log.warning("inbox login refused: %s is locked out for %.0f s", address, wait)
+            minutes = max(1, round(wait / 60))
+            return self._login_page(
+                request, f"Too many failed logins: try again in {minutes} minutes.", 429
+            )
         password = form.get("password")
         ok = isinstance(password, str) and await asyncio.to_thread(
             verify_password, password[:1024], self.config.password_hash
         )
         if not ok:
-            self.lockout.failed(address)
             log.warning("inbox login failed from %s", address)
             return self._login_page(request, "Wrong password.", 401)
-        self.lockout.succeeded(address)
+        await self.queries.login_succeeded(address)
         token = secrets.token_urlsafe(32)
         await self.queries.create_session(
             token, secrets.token_urlsafe(24), self.config.session_hours * 3600
