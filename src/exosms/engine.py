@@ -282,12 +282,10 @@ class ReplyEngine:
             if sid in self._inflight:
                 continue  # a retry is storing it right now
             try:
-                reply = await self._bounded(self.store.complete(completion))
+                reply = await self._store_kept(completion, time.monotonic() + self.deadline)
             except ClaimLost as error:
-                self._unsaved.pop(sid, None)
                 log.error("sid=%s answer dropped: %s", sid, error)
                 continue
-            self._unsaved.pop(sid, None)
             self._remember(sid, reply)
             log.info("sid=%s answer stored after the database came back", sid)
         idle = [sid for sid in self._doubtful if sid not in self._inflight]
@@ -301,6 +299,17 @@ class ReplyEngine:
             finally:
                 self._releasing.set_result(None)
                 self._releasing = None
+
+    async def _store_kept(self, completion: Completion, until: float) -> str | None:
+        """Store an answer kept after a failed write; it is forgotten once stored, or when the
+        database has lost its message (``ClaimLost``: the next request starts again)."""
+        try:
+            reply = await self._bounded(self.store.complete(completion), until)
+        except ClaimLost:
+            self._unsaved.pop(completion.sms_sid, None)
+            raise
+        self._unsaved.pop(completion.sms_sid, None)
+        return reply
 
     async def _bounded(self, call: Awaitable[T], until: float | None = None) -> T:
         """Await a store call for at most ``until`` (monotonic; default the reply deadline).
@@ -407,13 +416,7 @@ class ReplyEngine:
         unsaved = self._unsaved.get(sid)
         if unsaved is not None:
             # Worked out before, but not stored: store it now (never work it out again).
-            try:
-                reply = await self._bounded(self.store.complete(unsaved), budget)
-            except ClaimLost:
-                self._unsaved.pop(sid, None)  # the database lost the message: start again
-                raise
-            self._unsaved.pop(sid, None)
-            return _answer(reply, unsaved.outcome)
+            return _answer(await self._store_kept(unsaved, budget), unsaved.outcome)
         if sid in self._doubtful and self._releasing is not None:
             await asyncio.wait((self._releasing,), timeout=self.deadline)
         self._doubtful.discard(sid)  # claimed again below: our own claim is simply retaken

@@ -82,11 +82,11 @@ async def _fields(request: Request) -> dict[str, str]:
         raise BadRequest(f"unsupported content type {kind!r}: send JSON or a form", status=415)
     raw = await _body(request)
     if kind == "application/json":
-        if raw.count(b"[") + raw.count(b"{") > 10 * MAX_JSON_DEPTH and not _shallow(raw):
-            raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH}")
         try:
             data = json.loads(raw)
-        except (ValueError, RecursionError):
+        except RecursionError:  # the C parser's own recursion limit: far past ours
+            raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH}") from None
+        except ValueError:
             raise BadRequest("not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("expected a JSON object")
@@ -99,30 +99,6 @@ async def _fields(request: Request) -> dict[str, str]:
     # As on the applet path: invalid UTF-8 is kept as replacement characters, not refused.
     pairs = parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {_field_text(k, "a field name"): _field_text(v, k) for k, v in pairs}
-
-
-def _shallow(raw: bytes) -> bool:
-    """Whether brackets in ``raw`` (outside strings, roughly) nest at most the limit deep:
-    refuses a deeply nested document before the parser recurses into it."""
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
 
 
 def _as_applet(fields: dict[str, str], max_body_chars: int) -> AppletRequest | None:
