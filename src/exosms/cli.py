@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -94,7 +94,7 @@ def serve(
     """Start the server that Exotel's Send-a-Reply applet calls."""
     import uvicorn
 
-    from exosms.web.protocol import GuardedHttpToolsProtocol
+    from exosms.web.protocol import EdgeLimits, protocol_factory
 
     settings = _settings(
         config_file, host=host, port=port, database_url=database_url, app=app, workers=workers
@@ -114,14 +114,15 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http=GuardedHttpToolsProtocol,
+        # uvicorn calls `http` with its arguments; a partial carries our limits to workers.
+        http=cast(Any, protocol_factory(EdgeLimits.from_settings(settings))),
         lifespan="on",
         access_log=False,
         server_header=False,
         proxy_headers=False,  # X-Forwarded-For is believed only from [auth] trusted_proxies
         log_config=log_config,
         timeout_keep_alive=int(max(1, settings.keep_alive_timeout)),
-        limit_concurrency=settings.max_connections,
+        # max_connections is enforced by the protocol, in the contract's shape.
     )
 
 

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -332,19 +332,58 @@ class Settings(BaseSettings):
         "holds one thread; when all are busy past the deadline, the message gets the fallback "
         "and the outcome `handler_not_started`.",
     )
-    header_timeout: float = Field(
+    request_timeout: float = Field(
         10.0,
         gt=0,
-        description="Seconds a client may take to send its request headers before the "
-        "connection is closed (defeats slowloris clients).",
+        description="Seconds a client has to send a whole request, headers and body, however "
+        "often bytes arrive; past it the request gets 408 and the connection is closed "
+        "(slowloris, slow bodies). Was `header_timeout`.",
+    )
+    upload_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="The same deadline on the inbox pages where a person uploads a file.",
     )
     keep_alive_timeout: float = Field(
-        5.0, gt=0, description="Seconds an idle keep-alive connection stays open."
+        5.0,
+        gt=0,
+        description="The idle timeout: seconds a connection may stay open with no request "
+        "arriving (before its first request, and between keep-alive requests).",
     )
     max_connections: int = Field(
         2000,
         ge=10,
         description="Open connections at most; past it new requests get 503 at once.",
+    )
+    max_connections_per_address: int = Field(
+        200,
+        ge=1,
+        description="Open connections from one client address at most (a trusted proxy's "
+        "own connections aside), so one slow client cannot take every slot; past it 503.",
+    )
+    max_headers: int = Field(
+        100, ge=10, le=10_000, description="Header lines one request may have; more get 431."
+    )
+    max_header_bytes: int = Field(
+        8192,
+        ge=1024,
+        description="Bytes one header line (name and value) may have; longer gets 431.",
+    )
+    max_head_bytes: int = Field(
+        96 * 1024,
+        ge=65_536,
+        description="Bytes the request line and all headers together may have; more gets 431.",
+    )
+    max_request_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        description="Bytes a request body may have (webhooks, forms, the API); past it 413, "
+        "before the rest is read.",
+    )
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=65_536,
+        description="Bytes a file uploaded on an inbox page may have; past it 413.",
     )
     rules_file: str | None = Field(
         None,
@@ -366,6 +405,16 @@ class Settings(BaseSettings):
     timezone: str = Field(
         "Asia/Kolkata", description="Time zone for {received_at} in replies and for display."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # `header_timeout` became `request_timeout` (it now bounds the body too).
+        if isinstance(data, dict) and "header_timeout" in data:
+            data = dict(data)
+            old = data.pop("header_timeout")
+            data.setdefault("request_timeout", old)
+        return data
 
     @field_validator("timezone")
     @classmethod

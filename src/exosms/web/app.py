@@ -32,7 +32,6 @@ from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
 from exosms.web.auth import Gatekeeper
 from exosms.web.inbox import Inbox
-from exosms.web.protocol import GuardedHttpToolsProtocol
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
 log = logging.getLogger("exosms")
@@ -255,7 +254,6 @@ def app_from_environment() -> Starlette:
     config_file = resolve_config_file(None)
     settings = load_settings(config_file)
     quieten_logging_overhead()  # this worker's own logging module, as serve set up its parent
-    GuardedHttpToolsProtocol.header_timeout = settings.header_timeout
 
     def rebuild() -> Router:
         return router_from_settings(settings, config_file)
