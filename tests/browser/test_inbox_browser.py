@@ -114,6 +114,12 @@ def test_a_webhook_sms_appears_live_without_a_reload(
     page.locator(".bubble.in", has_text="ECHO thanks!").wait_for(timeout=10_000)
     assert page.evaluate("window.notReloaded") is True
     shot(page, "04-thread")
+    # In view, the conversation is marked read by the page's POST, the new message too.
+    page.wait_for_selector("form.mark-read[data-mark-read='0']", state="attached")
+    page.wait_for_selector("form.mark-read button", state="detached")
+    page.goto("/inbox")
+    read = page.locator('li.conversation[data-sender="+919700000042"]')
+    assert "unread" not in (read.get_attribute("class") or "")
 
 
 def test_search_filter_and_open_a_message(page: Any, shot: Any) -> None:

@@ -60,3 +60,57 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "round.db") as conn:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(messages)")}
         assert "takeovers" in columns
+
+
+def test_postgres_ids_become_64_bit_with_the_rows_kept() -> None:
+    """Migration 0011: a database at 0010 with a row keeps it, and ids past 2^31 work."""
+    import asyncio
+
+    import asyncpg
+    from pg import create_database, drop_database, in_thread
+
+    url = create_database()
+    try:
+        in_thread(upgrade, url, "0010")
+
+        async def before() -> None:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(
+                    "INSERT INTO messages (sms_sid, sender, sender_raw, recipient, recipient_raw,"
+                    " body, query, date_raw, received_at, method, state) VALUES ('kept',"
+                    " '+919052161119', '9052161119', '56070', '56070', 'hi', '', '', 1.0, 'GET',"
+                    " 'done')"
+                )
+            finally:
+                await conn.close()
+
+        async def after() -> tuple[list[str], int, str]:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute("SELECT setval('messages_id_seq', 3000000000)")
+                await conn.execute(
+                    "INSERT INTO messages (sms_sid, sender, sender_raw, recipient, recipient_raw,"
+                    " body, query, date_raw, received_at, method, state) VALUES ('big',"
+                    " '+919052161119', '9052161119', '56070', '56070', 'hi', '', '', 2.0, 'GET',"
+                    " 'done')"
+                )
+                types = await conn.fetch(
+                    "SELECT data_type FROM information_schema.columns WHERE"
+                    " (table_name, column_name) IN (('messages', 'id'), ('outbox', 'id'),"
+                    " ('conversations', 'read_id'), ('delivery_events', 'outbox_id'),"
+                    " ('login_attempts', 'id'), ('conversations', 'last_message_id'))"
+                )
+                big = await conn.fetchval("SELECT id FROM messages WHERE sms_sid = 'big'")
+                kept = await conn.fetchval("SELECT body FROM messages WHERE sms_sid = 'kept'")
+                return sorted(row[0] for row in types), big, kept
+            finally:
+                await conn.close()
+
+        in_thread(asyncio.run, before())
+        in_thread(upgrade, url)
+        types, big, kept = in_thread(asyncio.run, after())
+        assert types == ["bigint"] * 6
+        assert big == 3000000001 and kept == "hi"
+    finally:
+        drop_database(url)

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -255,10 +256,24 @@ def test_the_conversation_shows_replies_reasons_and_marks_read(inbox: ServerProc
     listing = client.get("/inbox").text
     assert unread in listing
     assert listing.index(unread) < listing.index('data-sender="+919811122233"')  # newest first
-    assert client.get("/inbox/c/%2B919700000001").status_code == 200
-    assert unread not in client.get("/inbox").text  # read now
+    page = client.get("/inbox/c/%2B919700000001")
+    assert page.status_code == 200
+    assert unread in client.get("/inbox").text  # a GET changes nothing
+    upto = re.search(r'name="upto" value="(\d+)"', page.text)
+    assert upto is not None and 'data-mark-read="1"' in page.text
+    marked = client.post(
+        "/inbox/c/%2B919700000001", data={"csrf": csrf_of(page.text), "upto": upto[1]}
+    )
+    assert marked.status_code == 303
+    assert unread not in client.get("/inbox").text  # read now, by the POST the page makes
+    forged = client.post("/inbox/c/%2B919700000001", data={"upto": upto[1]})
+    assert forged.status_code == 403
     send_sms(inbox.url, "u2", "ECHO hello?", sender="09700000001")
     assert unread in client.get("/inbox").text  # and unread again
+    bad = client.post(
+        "/inbox/c/%2B919700000001", data={"csrf": csrf_of(page.text), "upto": "\u0663"}
+    )
+    assert bad.status_code == 400 and "not a whole number" in bad.text
     thread = client.get("/inbox/c/%2B919811122233").text
     assert "just chatting" in thread and "No reply" in thread and "no rule matched" not in thread
     assert "rule nothing chose not to reply" in thread  # the default handler answered None
@@ -511,3 +526,51 @@ def test_the_inbox_on_postgresql(tmp_path: Path) -> None:
     finally:
         proc.stop()
         drop_database(url)
+
+
+def test_a_sender_with_any_characters_can_be_opened_and_marked_read(inbox: ServerProcess) -> None:
+    client = login(inbox.url)
+    send_sms(inbox.url, "slash1", "ECHO hi", sender="ACME/IN?x#1")
+    page = client.get("/inbox/c/ACME%2FIN%3Fx%231")
+    assert page.status_code == 200 and "ACME/IN?x#1" in page.text
+    assert 'action="/inbox/c/ACME/IN%3Fx%231"' in page.text  # the form reaches it too
+    api = httpx.Client(base_url=inbox.url, headers={"authorization": f"Bearer {API_TOKEN}"})
+    thread = api.get("/api/conversations/ACME%2FIN%3Fx%231")
+    assert thread.status_code == 200
+    assert thread.json()["conversation"]["sender"] == "ACME/IN?x#1"
+    assert thread.json()["conversation"]["unread"] is True
+    marked = api.post("/api/conversations/ACME%2FIN%3Fx%231")
+    assert marked.status_code == 200, marked.text
+    assert api.get("/api/conversations/ACME%2FIN%3Fx%231").json()["conversation"]["unread"] is False
+    bad = api.post(
+        "/api/conversations/ACME%2FIN%3Fx%231",
+        json={"upto": 2**63},
+    )
+    assert bad.status_code == 400 and "upto" in bad.json()["error"]
+
+
+def test_no_redirect_is_built_from_the_host_header(inbox: ServerProcess) -> None:
+    client = login(inbox.url)
+    for path in ("/inbox/search/", "//evil.example/inbox/search/", "/inbox/overview/?q=1"):
+        answer = client.get(path, headers={"host": "evil.example"})
+        location = answer.headers.get("location", "/")
+        assert location.startswith("/") and not location.startswith("//"), (path, location)
+        assert "://" not in location, (path, location)
+    moved = client.get("/inbox/search/?q=order", headers={"host": "evil.example"})
+    assert (moved.status_code, moved.headers["location"]) == (307, "/inbox/search?q=order")
+    missing = client.get("/no/such/page/")
+    assert (missing.status_code, missing.text) == (404, "not found\n")
+
+
+def test_big_ids_and_nul_bytes_are_a_400_not_a_database_error(inbox: ServerProcess) -> None:
+    api = httpx.Client(base_url=inbox.url, headers={"authorization": f"Bearer {API_TOKEN}"})
+    assert api.get("/api/messages", params={"before": str(2**62)}).status_code == 200
+    assert api.get("/api/messages", params={"before": str(2**63 - 1)}).status_code == 200
+    for params in ({"before": str(2**63)}, {"before": "\u0663"}, {"number": "\x00"}):
+        answer = api.get("/api/messages", params=params)
+        assert answer.status_code == 400, (params, answer.text)
+    export = api.get("/api/export", params={"rule": "\x00"})
+    assert export.status_code == 400 and "NUL" in export.json()["error"]
+    assert api.get("/api/conversations/a%00b").status_code == 400
+    assert " ERROR " not in inbox.log()
+

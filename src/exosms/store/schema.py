@@ -4,6 +4,7 @@ what the code reads. Times are epoch seconds (UTC) as floats, identical on every
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     Index,
@@ -16,10 +17,13 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# Ids are 64-bit (migration 0011 on PostgreSQL); SQLite's INTEGER PRIMARY KEY is already.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
 messages = Table(
     "messages",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ID, primary_key=True, autoincrement=True),
     Column("sms_sid", String(128), nullable=False, unique=True),
     Column("sender", String(256), nullable=False),
     Column("sender_raw", String(256), nullable=False),
@@ -73,10 +77,10 @@ conversations = Table(  # one row per sender, kept by a trigger on messages (mig
     metadata,
     Column("sender", String(256), primary_key=True),
     Column("recipient", String(256), nullable=False),
-    Column("last_message_id", Integer, nullable=False),
+    Column("last_message_id", ID, nullable=False),
     Column("last_at", Float, nullable=False),
     Column("message_count", Integer, nullable=False),
-    Column("read_id", Integer, nullable=False, server_default="0"),  # the inbox's unread mark
+    Column("read_id", ID, nullable=False, server_default="0"),  # the inbox's unread mark
     Index("ix_conversations_last", "last_message_id"),
 )
 
@@ -92,7 +96,7 @@ web_sessions = Table(  # inbox logins
 login_attempts = Table(  # the inbox's lockout: one row per password check, per address
     "login_attempts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ID, primary_key=True, autoincrement=True),
     Column("address", String(64), nullable=False),
     Column("at", Float, nullable=False),
     Index("ix_login_attempts_address", "address", "at"),
@@ -135,7 +139,7 @@ optouts = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ID, primary_key=True, autoincrement=True),
     Column("message_sid", String(128), unique=True),
     Column("to_number", String(256), nullable=False),
     Column("sender", String(256)),
@@ -163,9 +167,9 @@ outbox = Table(
 delivery_events = Table(
     "delivery_events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ID, primary_key=True, autoincrement=True),
     Column("exotel_sid", String(128)),
-    Column("outbox_id", Integer),
+    Column("outbox_id", ID),
     Column("status", String(32)),
     Column("payload", Text, nullable=False),
     Column("received_at", Float, nullable=False),

@@ -21,8 +21,10 @@ from exosms.inbox import present
 from exosms.inbox.queries import DLT_VERDICTS, OUTCOMES, Conversation
 from exosms.store.base import StoreUnavailable
 from exosms.web.inbox import (
+    MAX_ID,
     BadFilter,
     Inbox,
+    check_text,
     export_response,
     filter_query,
     parse_filters,
@@ -88,6 +90,7 @@ class Api:
             if self.inbox.signer is None:
                 return _error(404, "the API is off: set an admin password with `exosms password`")
             try:
+                check_text(request)
                 refused = await self._allowed(request)
                 if refused is not None:
                     return refused
@@ -102,7 +105,7 @@ class Api:
     async def messages(self, request: Request) -> Response:
         params = request.query_params
         filters = parse_filters(params, self.inbox.zone)
-        before = parse_int(params, "before", None, 1, 2**62)
+        before = parse_int(params, "before", None, 1, MAX_ID)
         limit = parse_int(params, "limit", 50, 1, 500) or 50
         rows = await self.inbox.queries.search(filters, before=before, limit=limit)
         next_page = None
@@ -116,11 +119,9 @@ class Api:
         )
 
     async def message(self, request: Request) -> Response:
-        try:
-            message_id = int(request.path_params["id"])
-        except ValueError:
-            return _error(404, "no such message")
-        found = await self.inbox.queries.message(message_id) if 0 < message_id < 2**62 else None
+        raw = request.path_params["id"]
+        message_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+        found = await self.inbox.queries.message(message_id) if 0 < message_id <= MAX_ID else None
         if found is None:
             return _error(404, "no such message")
         return _ok(present.message_json(found[0], found[1], zone=self.inbox.zone))
@@ -132,7 +133,7 @@ class Api:
 
     async def conversations(self, request: Request) -> Response:
         params = request.query_params
-        before = parse_int(params, "before", None, 1, 2**62)
+        before = parse_int(params, "before", None, 1, MAX_ID)
         limit = parse_int(params, "limit", 50, 1, 500) or 50
         number = params.get("number", "").strip()
         if len(number) > 32:
@@ -151,7 +152,7 @@ class Api:
         found = await self.inbox.queries.conversation(sender) if len(sender) <= 256 else None
         if found is None:
             return _error(404, "no messages from this number")
-        before = parse_int(request.query_params, "before", None, 1, 2**62)
+        before = parse_int(request.query_params, "before", None, 1, MAX_ID)
         limit = parse_int(request.query_params, "limit", 100, 1, 500) or 100
         items = await self.inbox.queries.thread(sender, before=before, limit=limit)
         return _ok(
@@ -160,6 +161,39 @@ class Api:
                 "messages": [present.message_json(m, d, zone=self.inbox.zone) for m, d in items],
             }
         )
+
+    async def conversation_or_mark_read(self, request: Request) -> Response:
+        # One route for both methods, so that a 405 lists both in `Allow`.
+        if request.method == "POST":
+            return await self.mark_read(request)
+        return await self.conversation(request)
+
+    async def mark_read(self, request: Request) -> Response:
+        """POST: the conversation read up to ``upto`` (default: its newest message)."""
+        sender = request.path_params["sender"]
+        found = await self.inbox.queries.conversation(sender) if len(sender) <= 256 else None
+        if found is None:
+            return _error(404, "no messages from this number")
+        upto = found.last_message_id
+        raw = await request.body()
+        if raw.strip():
+            if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+                return _error(415, "send a JSON object (content-type: application/json)")
+            try:
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                return _error(400, "the body is not valid JSON")
+            given = data.get("upto") if isinstance(data, dict) else None
+            if isinstance(given, float) and given.is_integer():
+                given = int(given)  # JSON has one number type: 12.0 is the integer 12
+            if not isinstance(data, dict) or (
+                "upto" in data and (type(given) is not int or not 1 <= given <= MAX_ID)
+            ):
+                return _error(400, f'send {{"upto": <a message id from 1 to {MAX_ID}>}}')
+            if isinstance(given, int):
+                upto = given
+        await self.inbox.queries.mark_read(sender, upto)
+        return _ok({"sender": sender, "read_upto": upto})
 
     async def stats(self, request: Request) -> Response:
         stats = await self.inbox.queries.stats(utc_offset=self.inbox.clock.utc_offset())
@@ -209,7 +243,12 @@ class Api:
             Route("/api/messages/{id}", g(self.message), methods=["GET"]),
             Route("/api/export", g(self.export), methods=["GET"]),
             Route("/api/conversations", g(self.conversations), methods=["GET"]),
-            Route("/api/conversations/{sender}", g(self.conversation), methods=["GET"]),
+            # `path`: a sender may hold any character, `/` included (encoded or not).
+            Route(
+                "/api/conversations/{sender:path}",
+                g(self.conversation_or_mark_read),
+                methods=["GET", "POST"],
+            ),
             Route("/api/stats", g(self.stats), methods=["GET"]),
             Route("/api/try", g(self.try_it), methods=["POST"]),
         ]
@@ -218,12 +257,15 @@ class Api:
 # -- the OpenAPI description ------------------------------------------------------------
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
+NO_NUL = "^[^\\x00]*$"
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 
 
 def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        if schema.get("type") == "string" and "enum" not in schema:
+            schema = {**schema, "pattern": NO_NUL}  # a NUL is refused with 400
         return {
             "name": name,
             "in": "query",
@@ -263,7 +305,7 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
         query(
             "before",
             "Messages older than this id (the `next` link sets it).",
-            {"type": "integer", "minimum": 1, "maximum": 2**62},
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         ),
         query(
             "limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}
@@ -398,12 +440,48 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
                             "name": "sender",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": NO_NUL},
                         },
                         *page,
                     ],
                     "responses": {"200": ok("Thread", "The conversation."), "404": error, **errors},
-                }
+                },
+                "post": {
+                    "summary": "Mark the conversation read (opening it with GET changes nothing)",
+                    "parameters": [
+                        {
+                            "name": "sender",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": NO_NUL},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "upto": {
+                                            "type": "integer",
+                                            "minimum": 1,
+                                            "maximum": MAX_ID,
+                                            "description": "Read up to this message id "
+                                            "(default: the newest).",
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": ok("ReadMark", "Read up to this id."),
+                        "404": error,
+                        "415": error,
+                        **errors,
+                    },
+                },
             },
             "/api/stats": {
                 "get": {
@@ -445,6 +523,11 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
                     "type": "object",
                     "required": ["error"],
                     "properties": {"error": {"type": "string"}},
+                },
+                "ReadMark": {
+                    "type": "object",
+                    "required": ["sender", "read_upto"],
+                    "properties": {"sender": {"type": "string"}, "read_upto": {"type": "integer"}},
                 },
                 "Delivery": {
                     "type": "object",

@@ -14,7 +14,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.routing import Router as StarletteRouter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exosms.config import Settings, load_settings, resolve_config_file
@@ -236,10 +237,40 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    # Starlette's own trailing-slash redirect builds its Location from the Host header.
+    app.router.redirect_slashes = False
+    app.router.default = _NotFound(app.router)
     app.state.engine = engine
     app.state.gatekeeper = gatekeeper
     app.state.settings = settings
     return app
+
+
+class _NotFound:
+    """No route matched: redirect (307) to the same path with or without its trailing slash
+    when that one exists, with a Location of the path alone (never a host from the
+    request), else 404."""
+
+    def __init__(self, router: StarletteRouter) -> None:
+        self._router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "/")
+        response: Response = _text(404, "not found\n")
+        if scope["type"] == "http" and path.strip("/"):
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            probe = {**scope, "path": other}
+            if any(route.matches(probe)[0] != Match.NONE for route in self._router.routes):
+                raw = bytes(scope.get("raw_path") or path.encode()).decode("latin-1")
+                raw = raw.rstrip("/") if path.endswith("/") else raw + "/"
+                location = "/" + raw.lstrip("/")  # never `//host`
+                query = bytes(scope.get("query_string", b"")).decode("latin-1")
+                response = Response(
+                    status_code=307,
+                    headers={"location": location + ("?" + query if query else "")},
+                )
+        if scope["type"] == "http":
+            await response(scope, receive, send)
 
 
 def _mtime(path: Path) -> float | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, TimestampSigner
@@ -120,21 +120,42 @@ def parse_filters(params: QueryParams | FormData, zone: ZoneInfo) -> Filters:
     )
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit on every database (migration 0011)
+
+
 def parse_int(
-    params: QueryParams, name: str, default: int | None, low: int, high: int
+    params: QueryParams | FormData, name: str, default: int | None, low: int, high: int
 ) -> int | None:
+    """A bounded whole number written in ASCII digits (``int()`` alone also takes ``١٢``,
+    ``1_000`` and spaces)."""
     if name not in params:
         return default
     if len(params.getlist(name)) > 1:
         raise BadFilter(f"{name}: given more than once")
     value = params[name]
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadFilter(f"{name}: {value!r} is not a whole number") from None
+    if not isinstance(value, str):
+        raise BadFilter(f"{name}: not a whole number")
+    digits = value[1:] if value.startswith("-") else value
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise BadFilter(f"{name}: {value[:40]!r} is not a whole number") from None
+    number = int(value)
     if not low <= number <= high:
         raise BadFilter(f"{name}: must be between {low} and {high}")
     return number
+
+
+def check_text(request: Request, form: FormData | None = None) -> None:
+    """Refuse (400) a NUL character anywhere in the path, the query or the form: no
+    database stores one, and PostgreSQL refuses it with an error."""
+    for name, value in request.path_params.items():
+        if "\x00" in str(value):
+            raise BadFilter(f"{name}: contains a NUL character")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise BadFilter(f"{name[:40]!r}: contains a NUL character")
+    for name, item in form.multi_items() if form is not None else ():
+        if "\x00" in name or (isinstance(item, str) and "\x00" in item):
+            raise BadFilter(f"{name[:40]!r}: contains a NUL character")
 
 
 def filter_query(params: QueryParams, **changes: Any) -> str:
@@ -239,6 +260,7 @@ class Inbox:
                 return PlainTextResponse(OFF, status_code=404)
             login: Login | None = None
             try:
+                check_text(request)
                 login = await self.login_of(request)
                 if login is None:
                     if request.method in ("GET", "HEAD") and request.url.path != "/inbox/changes":
@@ -255,6 +277,7 @@ class Inbox:
                             "refused: missing or wrong CSRF token (reload the page)\n",
                             status_code=403,
                         )
+                    check_text(request, form)
                     request.state.form = form
                 return await handler(request, login)
             except BadFilter as error:
@@ -369,7 +392,7 @@ class Inbox:
 
     async def _conversations_context(self, request: Request) -> dict[str, Any]:
         params = request.query_params
-        before = parse_int(params, "before", None, 1, 2**62)
+        before = parse_int(params, "before", None, 1, MAX_ID)
         number = params.get("number", "").strip()[:32]
         # The newest id first: the rows read after it include it, so the page's live updates
         # (which wait for an id past this one) miss nothing.
@@ -401,16 +424,40 @@ class Inbox:
             return self.error_page(login, 404, "No messages from this number.")
         return self.page("_thread.html", login=login, **context)
 
+    def _thread_or_mark_read(self) -> Callable[[Request], Awaitable[Response]]:
+        # One route for both methods, so that a 405 lists both in `Allow`.
+        show, mark = self.guarded(self.thread), self.guarded(self.mark_read, post=True)
+
+        async def endpoint(request: Request) -> Response:
+            return await (mark if request.method == "POST" else show)(request)
+
+        return endpoint
+
+    async def mark_read(self, request: Request, login: Login) -> Response:
+        """POST: the conversation read up to ``upto`` (opening it with GET changes nothing;
+        the page posts this when a person has it in view)."""
+        sender = request.path_params["sender"]
+        form: FormData = request.state.form
+        upto = parse_int(form, "upto", None, 1, MAX_ID)
+        if upto is None:
+            return PlainTextResponse("upto: the id of the newest message read\n", status_code=400)
+        if await self.queries.conversation(sender) is None:
+            return PlainTextResponse("no messages from this number\n", status_code=404)
+        await self.queries.mark_read(sender, upto)
+        if request.headers.get("x-exosms-fetch") == "1":
+            return Response(status_code=204)
+        return RedirectResponse(
+            "/inbox/c/" + quote(sender, safe="") + "#m" + str(upto), status_code=303
+        )
+
     async def _thread_context(self, request: Request) -> dict[str, Any] | None:
         sender = request.path_params["sender"]
         conversation = await self.queries.conversation(sender)
         if conversation is None:
             return None
-        before = parse_int(request.query_params, "before", None, 1, 2**62)
+        before = parse_int(request.query_params, "before", None, 1, MAX_ID)
         latest = await self.queries.latest_id()  # before the messages: see _conversations_context
         items = await self.queries.thread(sender, before=before, limit=100)
-        if before is None and items:
-            await self.queries.mark_read(sender, items[0][0].id)
         older = items[-1][0].id if len(items) == 100 else None
         return {
             "conversation": conversation,
@@ -421,11 +468,9 @@ class Inbox:
         }
 
     async def message(self, request: Request, login: Login) -> Response:
-        try:
-            message_id = int(request.path_params["id"])
-        except ValueError:
-            return self.error_page(login, 404, "No such message.")
-        found = await self.queries.message(message_id) if 0 < message_id < 2**62 else None
+        raw = request.path_params["id"]
+        message_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+        found = await self.queries.message(message_id) if 0 < message_id <= MAX_ID else None
         if found is None:
             return self.error_page(login, 404, "No such message.")
         message, delivery = found
@@ -447,7 +492,7 @@ class Inbox:
     async def search(self, request: Request, login: Login) -> Response:
         params = request.query_params
         filters = parse_filters(params, self.zone)
-        before = parse_int(params, "before", None, 1, 2**62)
+        before = parse_int(params, "before", None, 1, MAX_ID)
         started = time.perf_counter()
         rows = await self.queries.search(filters, before=before, limit=50)
         took_ms = (time.perf_counter() - started) * 1000
@@ -536,8 +581,9 @@ class Inbox:
             Route("/inbox/logout", g(self.logout, post=True), methods=["POST"]),
             Route("/inbox/changes", g(self.changes), methods=["GET"]),
             Route("/inbox/fragments/conversations", g(self.conversations_fragment)),
-            Route("/inbox/fragments/c/{sender}", g(self.thread_fragment), methods=["GET"]),
-            Route("/inbox/c/{sender}", g(self.thread), methods=["GET"]),
+            # `path`: a sender may hold any character, `/` included (encoded or not).
+            Route("/inbox/fragments/c/{sender:path}", g(self.thread_fragment), methods=["GET"]),
+            Route("/inbox/c/{sender:path}", self._thread_or_mark_read(), methods=["GET", "POST"]),
             Route("/inbox/m/{id}", g(self.message), methods=["GET"]),
             Route("/inbox/search", g(self.search), methods=["GET"]),
             Route("/inbox/export.{kind:str}", g(self.export), methods=["GET"]),

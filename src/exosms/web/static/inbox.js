@@ -4,6 +4,27 @@
 (function () {
   const thread = document.getElementById("thread");
   if (thread && !window.location.hash) window.scrollTo(0, document.body.scrollHeight);
+  // A conversation in view is marked read with a POST (a GET never changes anything).
+  async function markRead() {
+    const form = document.querySelector("form[data-mark-read='1']");
+    if (!form || document.hidden) return;
+    form.dataset.markRead = "0";
+    try {
+      const answer = await fetch(form.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "x-exosms-fetch": "1" },
+        body: new URLSearchParams(new FormData(form)),
+      });
+      if (answer.ok) form.querySelector("button")?.remove();
+      else form.dataset.markRead = "1";
+    } catch (error) {
+      form.dataset.markRead = "1";
+    }
+  }
+  markRead();
+  document.addEventListener("exosms:updated", markRead);
+  document.addEventListener("visibilitychange", markRead);
   const live = document.querySelector("[data-live]");
   if (!live) return;
   const period = Number(document.body.dataset.poll || 2000);
