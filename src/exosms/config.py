@@ -216,6 +216,13 @@ class InboxSettings(BaseModel):
     lockout_seconds: float = Field(
         900.0, ge=1, description="How long a locked-out address waits, and the failure window."
     )
+    lockout_account_attempts: int = Field(
+        50,
+        ge=1,
+        description="Failed logins against the account from all addresses together, in the "
+        "same window, before logins are refused from everywhere (guesses spread over many "
+        "addresses); a right password resets it.",
+    )
     poll_seconds: float = Field(
         2.0, gt=0, le=60, description="How often open pages look for new messages."
     )

@@ -574,3 +574,39 @@ def test_big_ids_and_nul_bytes_are_a_400_not_a_database_error(inbox: ServerProce
     assert api.get("/api/conversations/a%00b").status_code == 400
     assert " ERROR " not in inbox.log()
 
+
+def test_guesses_spread_over_many_addresses_are_bounded_per_account(tmp_path: Path) -> None:
+    proc = ServerProcess(
+        tmp_path,
+        free_port(),
+        f"sqlite:///{tmp_path / 'account.db'}",
+        env=inbox_env(
+            EXOSMS_INBOX__LOCKOUT_ATTEMPTS="2",
+            EXOSMS_INBOX__LOCKOUT_ACCOUNT_ATTEMPTS="6",
+            EXOSMS_AUTH__TRUSTED_PROXIES='["127.0.0.1/32"]',
+        ),
+    ).start()
+    try:
+        client = httpx.Client(base_url=proc.url, follow_redirects=False)
+        csrf = login_form(client)
+        cookies = dict(client.cookies)
+
+        async def guesses() -> list[int]:
+            async with httpx.AsyncClient(base_url=proc.url, cookies=cookies, timeout=60) as http:
+                answers = await asyncio.gather(
+                    *(
+                        http.post(
+                            "/inbox/login",
+                            data={"csrf": csrf, "password": f"guess {n}"},
+                            headers={"x-forwarded-for": f"198.51.100.{n}"},
+                        )
+                        for n in range(30)  # one guess from each of 30 addresses
+                    )
+                )
+            return [a.status_code for a in answers]
+
+        statuses = asyncio.run(guesses())
+    finally:
+        proc.stop()
+    assert statuses.count(401) == proc.log().count("inbox login failed from") == 6
+    assert statuses.count(429) == 24

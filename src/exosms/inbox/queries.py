@@ -537,48 +537,76 @@ class InboxQueries:
 
     # -- login sessions -----------------------------------------------------------------
 
-    async def reserve_login(self, address: str, attempts: int, window: float) -> float:
-        """Reserve one password check for ``address`` before it is made: 0.0 when reserved,
-        else the seconds until one may be. At most ``attempts`` per ``window`` seconds, counted
-        in the database (every worker and process shares it) by one atomic statement."""
+    async def reserve_login(
+        self, address: str, attempts: int, window: float, *, account: tuple[str, int] | None = None
+    ) -> float:
+        """Reserve one password check before it is made: 0.0 when reserved, else the seconds
+        until one may be. At most ``attempts`` per ``window`` seconds from ``address`` and,
+        with ``account=(name, n)``, at most ``n`` against that account from all addresses
+        together (guesses spread over many addresses). Counted in the database, so every
+        worker and process shares the count, by statements that hold the write lock (SQLite)
+        or advisory locks (PostgreSQL) from the count to the insert."""
         now = time.time()
         since = now - window
-        address = address[:64]
+        keys = [(address[:64], attempts)]
+        if account is not None:
+            keys.append(("account:" + account[0][:56], account[1]))
+        counted = " AND ".join(
+            f"(SELECT COUNT(*) FROM login_attempts WHERE address = CAST(:a{i} AS VARCHAR(64))"
+            f" AND at > :since) < :n{i}"
+            for i in range(len(keys))
+        )
+        params: dict[str, object] = {"now": now, "since": since}
+        for i, (key, limit) in enumerate(keys):
+            params[f"a{i}"] = key
+            params[f"n{i}"] = limit
         try:
             async with self._login_lock, self.engine.begin() as conn:
-                if self.postgres:  # concurrent counts of one address wait for each other
-                    await conn.execute(
-                        text("SELECT pg_advisory_xact_lock(hashtext(:a))"), {"a": address}
-                    )
+                if self.postgres:  # concurrent counts of one key wait for each other
+                    for key in sorted(key for key, _ in keys):
+                        await conn.execute(
+                            text("SELECT pg_advisory_xact_lock(hashtext(:a))"), {"a": key}
+                        )
                 taken = await conn.execute(
                     text(
                         "INSERT INTO login_attempts (address, at)"
-                        " SELECT CAST(:a AS VARCHAR(64)), CAST(:now AS DOUBLE PRECISION) WHERE"
-                        " (SELECT COUNT(*) FROM login_attempts"
-                        " WHERE address = CAST(:a AS VARCHAR(64)) AND at > :since) < :n"
+                        " SELECT CAST(:a0 AS VARCHAR(64)), CAST(:now AS DOUBLE PRECISION)"
+                        f" WHERE {counted}"
                     ),
-                    {"a": address, "now": now, "since": since, "n": attempts},
+                    params,
                 )
                 if taken.rowcount:
+                    for key, _ in keys[1:]:
+                        await conn.execute(
+                            text("INSERT INTO login_attempts (address, at) VALUES (:a, :now)"),
+                            {"a": key, "now": now},
+                        )
                     await conn.execute(
                         text("DELETE FROM login_attempts WHERE at <= :since"), {"since": since}
                     )
                     return 0.0
-                oldest = (
-                    await conn.execute(
+                waits = []
+                for key, limit in keys:
+                    rows = await conn.execute(
                         text(
-                            "SELECT MIN(at) FROM login_attempts WHERE address = :a AND at > :since"
+                            "SELECT at FROM login_attempts WHERE address = :a AND at > :since"
+                            " ORDER BY at DESC LIMIT 1 OFFSET :skip"
                         ),
-                        {"a": address, "since": since},
+                        {"a": key, "since": since, "skip": limit - 1},
                     )
-                ).scalar()
+                    oldest = rows.scalar()
+                    if oldest is not None:  # the attempt whose expiry frees a slot
+                        waits.append(float(oldest) + window - now)
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__cause__ or error)) from error
-        return max(1.0, float(oldest or now) + window - now)
+        return max(1.0, max(waits, default=window))
 
-    async def login_succeeded(self, address: str) -> None:
-        """The password was right: the address's count starts again."""
+    async def login_succeeded(self, address: str, account: str | None = None) -> None:
+        """The password was right: the address's count (and the account's) starts again."""
         await self._write("DELETE FROM login_attempts WHERE address = :a", a=address[:64])
+        if account is not None:
+            key = "account:" + account[:56]
+            await self._write("DELETE FROM login_attempts WHERE address = :a", a=key)
 
     async def create_session(self, token: str, csrf: str, ttl: float) -> None:
         now = time.time()

@@ -60,6 +60,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
+ACCOUNT = "admin"  # the one inbox account, for now; the lockout counts per account too
 OFF = "the inbox is off: set an admin password with `exosms password`\n"
 MAX_PAGE = 500
 
@@ -336,7 +337,10 @@ class Inbox:
         # several workers share one count.
         try:
             wait = await self.queries.reserve_login(
-                address, self.config.lockout_attempts, self.config.lockout_seconds
+                address,
+                self.config.lockout_attempts,
+                self.config.lockout_seconds,
+                account=(ACCOUNT, self.config.lockout_account_attempts),
             )
         except StoreUnavailable:
             return PlainTextResponse("database unavailable, try again\n", status_code=503)
@@ -353,7 +357,7 @@ class Inbox:
         if not ok:
             log.warning("inbox login failed from %s", address)
             return self._login_page(request, "Wrong password.", 401)
-        await self.queries.login_succeeded(address)
+        await self.queries.login_succeeded(address, ACCOUNT)
         token = secrets.token_urlsafe(32)
         await self.queries.create_session(
             token, secrets.token_urlsafe(24), self.config.session_hours * 3600
