@@ -106,6 +106,7 @@ def test_a_trickled_body_is_cut_at_the_deadline_while_others_are_answered(
             break
     took = time.monotonic() - started
     sock.close()
+    print(f"trickled body cut after {took:.2f} s (request_timeout 2 s)")
     assert 1.9 < took < 3.5, took
     assert "not received within the time allowed" in contract_shaped(answer, 408)
     assert normal_answers(proc, 5) == [f"n{n}" for n in range(5)]
@@ -216,6 +217,7 @@ def test_huge_headers_are_refused_and_cost_no_memory(
     for thread in threads:
         thread.join(60)
     grown = rss_kib(proc.process.pid) - before
+    print(f"4 x 50 MB headers: RSS {before} KiB -> +{grown} KiB")
     assert grown < 20 * 1024, f"RSS grew by {grown} KiB"
     for answer in answers:
         if answer:  # the refusal may be lost to a reset while the client still writes
