@@ -23,8 +23,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from exosms.inbox.queries import Filters, InboxQueries
-from exosms.store import open_store
+from exosms.store import open_database
+from exosms.store.inbox import Filters, InboxQueries
 from exosms.store.migrate import upgrade
 from exosms.store.urls import parse_database_url
 
@@ -161,9 +161,9 @@ async def generate(url: str, count: int) -> None:
 
 
 async def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
-    store = open_store(url)
-    await store.open()
-    inbox: InboxQueries = store.inbox
+    database = open_database(url)
+    await database.open()
+    inbox: InboxQueries = database.inbox
     week_ago = time.time() - 7 * 86400
     first_page = await inbox.search(Filters())
     deep = first_page[-1].id - 500_000 if first_page else None
@@ -207,7 +207,7 @@ async def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
             times.append((time.perf_counter() - started) * 1000)
         results[name] = {"median_ms": statistics.median(times), "max_ms": max(times)}
         print(f"{name:34s} median {statistics.median(times):8.1f} ms   worst {max(times):8.1f} ms")
-    await store.close()
+    await database.close()
     return results
 
 
@@ -234,7 +234,7 @@ def measure_pages(url: str, runs: int) -> dict[str, dict[str, float]]:
 
     import httpx
 
-    from exosms.inbox.passwords import hash_password
+    from exosms.passwords import hash_password
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -14,15 +14,15 @@ from starlette.datastructures import QueryParams
 
 from exosms.cli import main
 from exosms.config import load_settings
-from exosms.inbox.passwords import (
+from exosms.passwords import (
     PasswordError,
     check_hash_format,
     hash_password,
     verify_password,
 )
-from exosms.inbox.present import spreadsheet_safe
-from exosms.inbox.queries import _bucket, _histogram_percentiles, search_terms
+from exosms.store.inbox import _bucket, _histogram_percentiles, search_terms
 from exosms.web.inbox import BadFilter, parse_filters
+from exosms.web.present import spreadsheet_safe
 
 
 def test_password_hashes_are_salted_scrypt_and_verify() -> None:
@@ -181,8 +181,8 @@ def test_exosms_init_asks_for_the_inbox_password(tmp_path: Path) -> None:
 
 
 def test_a_taken_over_message_says_its_handler_may_have_run_twice() -> None:
-    from exosms.inbox.present import why
     from exosms.store import StoredMessage
+    from exosms.web.present import why
 
     def stored(**changes: object) -> StoredMessage:
         base = dict.fromkeys(StoredMessage.__slots__)  # type: ignore[attr-defined]

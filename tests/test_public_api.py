@@ -5,6 +5,7 @@ from __future__ import annotations
 import exosms
 
 PUBLIC = {
+    "Database",
     "IncomingSms",
     "Match",
     "Reply",
@@ -12,6 +13,7 @@ PUBLIC = {
     "Settings",
     "create_app",
     "load_settings",
+    "open_database",
 }
 
 

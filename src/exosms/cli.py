@@ -25,7 +25,7 @@ from exosms.config import (
 from exosms.dlt import Template, TemplateRegistry
 from exosms.logs import logging_config
 from exosms.routing import Router
-from exosms.store import Store, StoredMessage, StoreUnavailable, open_store
+from exosms.store import Database, StoredMessage, StoreUnavailable, open_database
 from exosms.store.urls import DatabaseUrlError
 
 CONFIG_OPTION = click.option(
@@ -211,7 +211,7 @@ def _local_registry(settings: Settings) -> TemplateRegistry | None:
     if parsed.sqlite_path is not None and not parsed.sqlite_path.is_file():
         return None  # no database here: nothing to check against, and nothing to create
     try:
-        templates = _with_store(settings, lambda store: store.load_templates())
+        templates = _with_database(settings, lambda db: db.store.load_templates())
     except click.ClickException:
         return None
     return _registry(settings, templates) if templates else None
@@ -370,7 +370,7 @@ def init(public_url: str, path: Path, ask_inbox: bool | None) -> None:
 
 
 def _save_password(path: Path, password: str, *, confirm: bool) -> None:
-    from exosms.inbox.passwords import PasswordError, hash_password
+    from exosms.passwords import PasswordError, hash_password
 
     if confirm and click.prompt("Again", default="", hide_input=True, show_default=False) != (
         password
@@ -461,7 +461,7 @@ def _optout_args(sender: str, recipient: str | None) -> tuple[str, str]:
 def optouts_list(config_file: Path | None, database_url: str | None) -> None:
     """Every opt-out, newest first."""
     settings = _settings(config_file, database_url=database_url)
-    rows = _with_store(settings, lambda store: store.list_optouts())
+    rows = _with_database(settings, lambda db: db.store.list_optouts())
     if not rows:
         click.echo("no opt-outs")
     for row in rows:
@@ -480,7 +480,7 @@ def _optout_command(opt_out: bool, help_text: str, done: str, unchanged: str) ->
     ) -> None:
         settings = _settings(config_file, database_url=database_url)
         who, where = _optout_args(sender, recipient)
-        changed = _with_store(settings, lambda store: store.set_optout(who, where, opt_out))
+        changed = _with_database(settings, lambda db: db.store.set_optout(who, where, opt_out))
         click.echo(f"{who} {done if changed else unchanged}")
 
 
@@ -532,14 +532,14 @@ def prune(
         raise click.BadParameter(str(error), param_hint="--older-than") from None
     settings = _settings(config_file, database_url=database_url)
     before = time.time() - age
-    count = _with_store(settings, lambda store: store.count_before(before))
+    count = _with_database(settings, lambda db: db.store.count_before(before))
     if dry_run:
         click.echo(f"would delete {count} message(s) received before {_when(before)}")
         return
     if count and sys.stdin.isatty() and not yes:
         click.echo(f"{count} message(s) received before {_when(before)} will be deleted.")
         click.confirm("Delete them?", abort=True)
-    deleted = _with_store(settings, lambda store: store.prune(before, batch))
+    deleted = _with_database(settings, lambda db: db.store.prune(before, batch))
     click.echo(f"deleted {deleted} message(s) received before {_when(before)}")
 
 
@@ -574,29 +574,29 @@ def send(
         )
     registry = _local_registry(settings)
 
-    async def go(store: Store) -> str:
-        worker = worker_from_settings(settings, store, registry)
+    async def go(db: Database) -> str:
+        worker = worker_from_settings(settings, db.outbox, registry)
         try:
             # The DLT check and the sender before anything is stored: a refusal stores nothing.
             worker.client.prepare(OutgoingSms(normalise(to), body, sender, template_id))
-            row_id = await store.outbox.enqueue(
+            row_id = await db.outbox.enqueue(
                 normalise(to), body, sender=sender, template_id=template_id
             )
             assert row_id is not None  # no message_sid: never a duplicate
-            row = await store.outbox.lease(row_id, worker.lease_seconds)
+            row = await db.outbox.lease(row_id, worker.lease_seconds)
             if row is None:
                 return f"queued as #{row_id}: the running server is sending it"
             await worker.send_row(row)
         finally:
             await worker.client.aclose()
-        done = await store.outbox.get(row_id)
+        done = await db.outbox.get(row_id)
         assert done is not None
         if done.status == "sent":
             return f"sent as #{row_id}: Exotel SmsSid {done.exotel_sid}"
         raise click.ClickException(f"#{row_id} {done.status}: {done.last_error}")
 
     try:
-        click.echo(_with_store(settings, go))
+        click.echo(_with_database(settings, go))
     except ExotelError as error:
         raise click.ClickException(str(error)) from None
 
@@ -618,7 +618,7 @@ def outbox(
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings(config_file, database_url=database_url)
-    rows = _with_store(settings, lambda store: store.outbox.recent(limit))
+    rows = _with_database(settings, lambda db: db.outbox.recent(limit))
     if not rows:
         click.echo("the outbox is empty")
     for row in rows:
@@ -647,7 +647,7 @@ def _decide(
     group_config, group_database = ctx.obj
     config_file, database_url = config_file or group_config, database_url or group_database
     settings = _settings(config_file, database_url=database_url)
-    row = _with_store(settings, lambda store: store.outbox.decide(row_id, resend))
+    row = _with_database(settings, lambda db: db.outbox.decide(row_id, resend))
     if row is None:
         raise click.ClickException(
             f"#{row_id}: no such SMS held, in doubt{' or failed' if resend else ''}"
@@ -728,17 +728,17 @@ def db_upgrade(config_file: Path | None, database_url: str | None) -> None:
 T = TypeVar("T")
 
 
-def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Migrate, open the store, run ``work`` with it, close it; errors become one line."""
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Migrate, open the database, run ``work`` with it, close it; errors become one line."""
     _migrate(settings)
 
     async def run() -> T:
-        store = open_store(settings.database_url, pool_size=2)
-        await store.open()
+        db = open_database(settings.database_url, pool_size=2)
+        await db.open()
         try:
-            return await work(store)
+            return await work(db)
         finally:
-            await store.close()
+            await db.close()
 
     try:
         return asyncio.run(run())
@@ -784,7 +784,9 @@ def dlt_import(file: Path, config_file: Path | None, database_url: str | None) -
     except ImportFileError as error:
         raise click.ClickException(f"{file.name}: {error}") from None
 
-    inserted, updated = _with_store(settings, lambda store: store.save_templates(result.templates))
+    inserted, updated = _with_database(
+        settings, lambda db: db.store.save_templates(result.templates)
+    )
     unchanged = len(result.templates) - inserted - updated
     click.echo(
         f"{file.name}: {result.rows} rows: {inserted} imported, {updated} updated, "
@@ -803,7 +805,7 @@ def dlt_import(file: Path, config_file: Path | None, database_url: str | None) -
 def dlt_list(config_file: Path | None, database_url: str | None, as_json: bool) -> None:
     """List the approved templates in the registry."""
     settings = _settings(config_file, database_url=database_url)
-    templates = _with_store(settings, lambda store: store.load_templates())
+    templates = _with_database(settings, lambda db: db.store.load_templates())
     if as_json:
         for t in templates:
             click.echo(json.dumps(asdict(t), ensure_ascii=False))
@@ -831,7 +833,7 @@ def dlt_check(text: str, config_file: Path | None, database_url: str | None, as_
     from exosms.segments import segment
 
     settings = _settings(config_file, database_url=database_url)
-    registry = _registry(settings, _with_store(settings, lambda store: store.load_templates()))
+    registry = _registry(settings, _with_database(settings, lambda db: db.store.load_templates()))
     parts = segment(text)
     verdict = registry.match(text)
     if as_json:
@@ -869,7 +871,7 @@ def _when(epoch: float | None) -> str:
 def messages(config_file: Path | None, database_url: str | None, limit: int, as_json: bool) -> None:
     """List recent messages, newest first."""
     settings = _settings(config_file, database_url=database_url)
-    rows = _with_store(settings, lambda store: store.recent(limit))
+    rows = _with_database(settings, lambda db: db.store.recent(limit))
     if as_json:
         for row in rows:
             click.echo(json.dumps(asdict(row), ensure_ascii=False))

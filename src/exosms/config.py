@@ -231,7 +231,7 @@ class InboxSettings(BaseModel):
     @classmethod
     def _is_hash(cls, value: str | None) -> str | None:
         if value is not None:
-            from exosms.inbox.passwords import PasswordError, check_hash_format
+            from exosms.passwords import PasswordError, check_hash_format
 
             try:
                 check_hash_format(value)

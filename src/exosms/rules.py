@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from exosms.config import Settings
 from exosms.routing import Handler, Router, Scope
 from exosms.sms import IncomingSms, Match, Reply
+from exosms.upstream import UpstreamError, fetch_reply  # UpstreamError was defined here
 
 MATCH_KEYS = ("keyword", "regex", "default", "python")
 ACTION_KEYS = ("reply", "no_reply", "upstream", "handler")
@@ -136,10 +137,6 @@ class RulesContext:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
     import_object: Callable[[str], Any] | None = None
     check_imports: bool = True
-
-
-class UpstreamError(Exception):
-    """An upstream URL did not give a usable answer."""
 
 
 def _import(spec: str) -> Any:
@@ -490,8 +487,6 @@ def _handler_for(spec: RuleSpec, context: RulesContext) -> Handler:
     timeout = max(0.05, min(float(upstream.get("timeout", 1.5)), context.deadline - 0.1))
 
     async def call_upstream(sms: IncomingSms, match: Match) -> str | Reply | None:
-        from exosms.upstream import fetch_reply
-
         values = variables(sms, match, timezone)
         try:
             return await fetch_reply(url, method, timeout, sms, values)

@@ -1,12 +1,12 @@
 """The outbox worker: sends stored SMS through Exotel's API, once each, and records why not.
 
-Every outgoing SMS is stored first (``Store.outbox``); this worker leases due rows, marks
-each ``posting`` before its POST, sends it, and marks it sent (with Exotel's SmsSid) or
-failed (with Exotel's reason and code). What Exotel cannot have seen (no connection, 429,
-503) is retried later with backoff; what it may have accepted (its answer lost) becomes
-``unknown``: the status callback settles it, else it is held for a person (or resent, by the
-``unknown_policy``). The reconciler asks Exotel's SMS details endpoint about sent SMS whose
-callback never came, a few per minute.
+Every outgoing SMS is stored first (in the :class:`~exosms.store.outbox.Outbox`); this
+worker leases due rows, marks each ``posting`` before its POST, sends it, and marks it sent
+(with Exotel's SmsSid) or failed (with Exotel's reason and code). What Exotel cannot have
+seen (no connection, 429, 503) is retried later with backoff; what it may have accepted (its
+answer lost) becomes ``unknown``: the status callback settles it, else it is held for a
+person (or resent, by the ``unknown_policy``). The reconciler asks Exotel's SMS details
+endpoint about sent SMS whose callback never came, a few per minute.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 from exosms.dlt import TemplateRegistry
 from exosms.exotel.callbacks import sign
 from exosms.exotel.client import Client, DltRefused, ExotelError, OutgoingSms, client_from_settings
-from exosms.store.base import Store, StoreUnavailable
-from exosms.store.outbox import OutboxRow
+from exosms.store.base import StoreUnavailable
+from exosms.store.outbox import Outbox, OutboxRow
 
 log = logging.getLogger("exosms.outbox")
 
@@ -36,7 +36,7 @@ class OutboxWorker:
 
     def __init__(
         self,
-        store: Store,
+        outbox: Outbox,
         client: Client,
         *,
         signing_key: bytes,
@@ -48,7 +48,7 @@ class OutboxWorker:
         reconcile_per_minute: int = 30,
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
-        self.store = store
+        self.outbox = outbox
         self.client = client
         self.signing_key = signing_key
         self.status_callback = status_callback
@@ -80,7 +80,7 @@ class OutboxWorker:
         while True:
             try:
                 await self.sweep()
-                rows = await self.store.outbox.lease_due(BATCH, self.lease_seconds)
+                rows = await self.outbox.lease_due(BATCH, self.lease_seconds)
             except StoreUnavailable as error:
                 log.warning("outbox: database unavailable: %s", error)
                 rows = []
@@ -101,9 +101,7 @@ class OutboxWorker:
     async def sweep(self) -> None:
         """Posted rows of a dead worker become ``unknown``; ``unknown`` rows past their wait
         are held (or resent, by the policy)."""
-        died, settled = await self.store.outbox.sweep(
-            time.time(), self.unknown_wait, self.resend_unknown
-        )
+        died, settled = await self.outbox.sweep(time.time(), self.unknown_wait, self.resend_unknown)
         if died:
             log.warning("outbox: %d SMS may have been sent by a stopped worker: unknown", died)
         if settled:
@@ -119,7 +117,7 @@ class OutboxWorker:
         if allowed <= 0:
             return
         wall = time.time()
-        rows = await self.store.outbox.unsettled(
+        rows = await self.outbox.unsettled(
             wall - self.reconcile_after, wall - self.reconcile_after, allowed
         )
         for row in rows:
@@ -129,12 +127,12 @@ class OutboxWorker:
                 entry = await self.client.details(row.exotel_sid)
             except ExotelError as error:
                 log.warning("outbox %d: Exotel's details did not answer: %s", row.id, error)
-                await self.store.outbox.mark_checked(row.id)
+                await self.outbox.mark_checked(row.id)
                 continue
             fields = {k: "" if v is None else str(v) for k, v in entry.items()}
             fields["SmsSid"] = row.exotel_sid
-            await self.store.outbox.record_status(fields, row.id)
-            await self.store.outbox.mark_checked(row.id)
+            await self.outbox.record_status(fields, row.id)
+            await self.outbox.mark_checked(row.id)
             log.info("outbox %d reconciled: %s", row.id, fields.get("Status") or "no status")
 
     async def send_row(self, row: OutboxRow) -> None:
@@ -149,10 +147,10 @@ class OutboxWorker:
         try:
             fields = self.client.prepare(sms)
         except ExotelError as error:  # refused here, before any POST: final
-            await self.store.outbox.mark_failed(row.id, str(error))
+            await self.outbox.mark_failed(row.id, str(error))
             log.warning("outbox %d not sent: %s", row.id, error)
             return
-        await self.store.outbox.mark_posting(row.id)  # durable first: never resent blindly
+        await self.outbox.mark_posting(row.id)  # durable first: never resent blindly
         try:
             result = await self.client.send(
                 sms.to,
@@ -163,12 +161,12 @@ class OutboxWorker:
                 custom_field=sms.custom_field,
             )
         except DltRefused as error:
-            await self.store.outbox.mark_failed(row.id, str(error))
+            await self.outbox.mark_failed(row.id, str(error))
             log.warning("outbox %d not sent: %s", row.id, error)
         except ExotelError as error:
             if error.is_ambiguous:
                 wait = time.time() + self.unknown_wait
-                if await self.store.outbox.mark_unknown(row.id, str(error), wait):
+                if await self.outbox.mark_unknown(row.id, str(error), wait):
                     log.warning(
                         "outbox %d may have been sent: %s; awaiting its callback", row.id, error
                     )
@@ -178,13 +176,13 @@ class OutboxWorker:
                     )
             elif error.is_retryable and row.attempts < MAX_ATTEMPTS:
                 delay = min(300.0, 2.0**row.attempts)
-                await self.store.outbox.mark_retry(row.id, str(error), time.time() + delay)
+                await self.outbox.mark_retry(row.id, str(error), time.time() + delay)
                 log.warning("outbox %d: %s; again in %.0fs", row.id, error, delay)
             else:
-                await self.store.outbox.mark_failed(row.id, str(error))
+                await self.outbox.mark_failed(row.id, str(error))
                 log.error("outbox %d failed: %s", row.id, error)
         else:
-            await self.store.outbox.mark_sent(row.id, result.sid, fields.get("DltTemplateId"))
+            await self.outbox.mark_sent(row.id, result.sid, fields.get("DltTemplateId"))
             log.info("outbox %d sent as %s", row.id, result.sid)
 
 
@@ -199,12 +197,12 @@ def status_callback_url(settings: Any) -> str | None:
 
 
 def worker_from_settings(
-    settings: Any, store: Store, registry: TemplateRegistry | None = None
+    settings: Any, outbox: Outbox, registry: TemplateRegistry | None = None
 ) -> OutboxWorker:
     """The outbox worker for ``settings.exotel`` (which must be configured)."""
     exotel = settings.exotel
     return OutboxWorker(
-        store,
+        outbox,
         client_from_settings(settings, registry),
         signing_key=exotel.signing_key(),
         status_callback=status_callback_url(settings),

@@ -67,7 +67,7 @@ async def app_target(
 
     from exosms.config import load_settings
     from exosms.loading import load_router
-    from exosms.store import open_store
+    from exosms.store import open_database
     from exosms.store.migrate import upgrade_async
     from exosms.web.app import create_app
 
@@ -78,7 +78,7 @@ async def app_target(
         url = f"sqlite:///{Path(tmp) / 'simulate.db'}"
         settings = load_settings(config_file, **{**overrides, "database_url": url})
         await upgrade_async(url)
-        app = create_app(settings, router, open_store(url))
+        app = create_app(settings, router, open_database(url))
         async with app.router.lifespan_context(app):
             yield AppTarget(app, settings.applet_path, name=name)
 

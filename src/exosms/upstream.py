@@ -2,7 +2,7 @@
 
 A ``200`` ``text/plain`` answer is the reply (empty: no reply). Anything else (an error
 status, another content type, a timeout, a refused connection) raises
-:class:`~exosms.rules.UpstreamError` saying which, so the rule's fallback is sent and the
+:class:`UpstreamError` saying which, so the rule's fallback is sent and the
 reason stored.
 """
 
@@ -14,8 +14,12 @@ from urllib.parse import quote
 
 import httpx
 
-from exosms.rules import UpstreamError
 from exosms.sms import IncomingSms
+
+
+class UpstreamError(Exception):
+    """An upstream URL did not give a usable answer."""
+
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from exosms.inbox.queries import Filters
 from exosms.store import Completion, NewMessage, Store
+from exosms.store.inbox import Filters
 
 pytestmark = pytest.mark.anyio
 NOW = time.time()
@@ -213,10 +213,10 @@ async def test_prune_takes_empty_conversations_away(filled: Store) -> None:
 async def test_text_search_finds_matches_beyond_the_recent_window(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import exosms.inbox.queries
+    import exosms.store.inbox
 
     # PostgreSQL reads the newest RECENT_WINDOW messages first, then its index for the rest.
-    monkeypatch.setattr(exosms.inbox.queries, "RECENT_WINDOW", 4)
+    monkeypatch.setattr(exosms.store.inbox, "RECENT_WINDOW", 4)
     for i in range(20):
         body = f"refund {i}" if i % 6 == 0 else f"hello {i}"
         await receive(store, f"w{i:02d}", A if i % 2 else B, body, at=NOW - 1000 + i)

@@ -10,8 +10,8 @@ import time
 import pytest
 from test_contract import done, message
 
-from exosms.inbox.queries import Filters
 from exosms.store import Store
+from exosms.store.inbox import Filters
 
 pytestmark = pytest.mark.anyio
 

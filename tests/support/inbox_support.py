@@ -13,7 +13,7 @@ API_TOKEN = "test-api-token-0123456789abcdef"
 
 @cache
 def password_hash() -> str:
-    from exosms.inbox.passwords import hash_password
+    from exosms.passwords import hash_password
 
     return hash_password(PASSWORD)
 

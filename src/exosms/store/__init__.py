@@ -15,7 +15,8 @@ from exosms.store.base import (
     StoredMessage,
     StoreUnavailable,
 )
-from exosms.store.urls import open_store
+from exosms.store.database import Database
+from exosms.store.opening import open_database, open_store
 
 __all__ = [
     "OWNER_LEASE",
@@ -24,6 +25,7 @@ __all__ = [
     "ClaimLost",
     "ClaimStatus",
     "Completion",
+    "Database",
     "NewMessage",
     "OptOut",
     "OutboxWrite",
@@ -31,5 +33,6 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "StoredMessage",
+    "open_database",
     "open_store",
 ]

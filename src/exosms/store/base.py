@@ -5,15 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from exosms.dlt import Template
 from exosms.guards import GuardQuery, GuardState
-
-if TYPE_CHECKING:
-    from exosms.inbox.queries import InboxQueries
-    from exosms.store.outbox import Outbox
-
 
 OWNER_LEASE = 5.0  # seconds a process's claims stay its own after its last lease renewal
 
@@ -272,16 +267,6 @@ class Store(Protocol):
 
     async def templates_version(self) -> str:
         """Changes whenever the stored templates change (for cheap reload checks)."""
-        ...
-
-    @property
-    def outbox(self) -> Outbox:
-        """Outgoing SMS (Exotel's send API), in the same database."""
-        ...
-
-    @property
-    def inbox(self) -> InboxQueries:
-        """What the inbox pages and the JSON API read."""
         ...
 
     async def record_late_reply(

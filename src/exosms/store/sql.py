@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.dlt import Template
-from exosms.inbox.queries import InboxQueries
 from exosms.store.base import OptOut, OutboxWrite, StoredMessage, StoreUnavailable
+from exosms.store.inbox import InboxQueries
 from exosms.store.outbox import Outbox
 from exosms.store.schema import (
     MESSAGE_COLUMNS,

@@ -24,7 +24,6 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from exosms.guards import ONE_DAY, OPT_IN, OPT_OUT, TEN_MINUTES, GuardQuery, GuardState
-from exosms.inbox.queries import InboxQueries
 from exosms.store.base import (
     Claim,
     ClaimLost,
@@ -33,6 +32,7 @@ from exosms.store.base import (
     NewMessage,
     StoreUnavailable,
 )
+from exosms.store.inbox import InboxQueries
 from exosms.store.sql import SqlBackedStore, SqlReader
 from exosms.store.urls import DatabaseUrl
 

@@ -8,8 +8,6 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from exosms.store.base import Store
-
 
 class DatabaseUrlError(ValueError):
     """The database URL is not one exosms can use."""
@@ -46,18 +44,3 @@ def parse_database_url(text: str) -> DatabaseUrl:
     if backend in ("postgresql", "postgres"):
         return DatabaseUrl("postgresql", url.set(drivername="postgresql+asyncpg"))
     raise DatabaseUrlError(f"unsupported database {backend!r}: use sqlite or postgresql")
-
-
-def open_store(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Store:
-    """Make the store for ``database_url``; call ``await store.open()`` to connect.
-
-    ``timeout`` bounds each call a server database gets (connect, statement).
-    """
-    parsed = parse_database_url(database_url)
-    if parsed.backend == "sqlite":
-        from exosms.store.sqlite import SqliteStore
-
-        return SqliteStore(parsed)
-    from exosms.store.postgres import PostgresStore
-
-    return PostgresStore(parsed, pool_size=pool_size, timeout=timeout)

@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from exosms.inbox import present
-from exosms.inbox.queries import DLT_VERDICTS, OUTCOMES, Conversation
 from exosms.store.base import StoreUnavailable
+from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Conversation
+from exosms.web import present
 from exosms.web.inbox import (
     MAX_ID,
     BadFilter,
@@ -227,7 +227,9 @@ class Api:
             return _error(400, "from and to must be 1 to 64 characters")
         if len(data["body"]) > self.inbox.settings.max_body_chars:
             return _error(400, f"body: at most {self.inbox.settings.max_body_chars} characters")
-        trial = await try_message(self.inbox.engine, sender, recipient, data["body"])
+        trial = await try_message(
+            self.inbox.engine, self.inbox.queries, sender, recipient, data["body"]
+        )
         return _ok(asdict(trial))
 
     async def openapi(self, request: Request) -> Response:

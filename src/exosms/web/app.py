@@ -27,7 +27,7 @@ from exosms.logs import quieten_logging_overhead
 from exosms.routing import Router
 from exosms.rules import RulesError, router_from_settings, rules_source
 from exosms.sending import OutboxWorker, worker_from_settings
-from exosms.store import Store, StoreUnavailable, open_store
+from exosms.store import Database, StoreUnavailable, open_database
 from exosms.upstream import close_clients
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
@@ -70,7 +70,7 @@ class ExosmsApp(Starlette):
 def create_app(
     settings: Settings,
     router: Router,
-    store: Store,
+    database: Database,
     *,
     rebuild_router: Callable[[], Router] | None = None,
     watch: Path | None = None,
@@ -80,6 +80,7 @@ def create_app(
     With ``rebuild_router`` and ``watch``, the router is rebuilt when ``watch`` changes on
     disk or the process gets SIGHUP; a rebuild that fails leaves the running router in place.
     """
+    store = database.store
     gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
     engine = ReplyEngine(
         store,
@@ -149,7 +150,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
+        await database.open()
         await engine.start()
         await load_templates()
         watcher = asyncio.create_task(watch_templates())
@@ -161,7 +162,7 @@ def create_app(
             else None
         )
         if settings.exotel.is_configured:
-            worker.append(worker_from_settings(settings, store, gate.registry))
+            worker.append(worker_from_settings(settings, database.outbox, gate.registry))
             worker[0].start()
         log.info(
             "exosms answering on %s (DLT %s, %d templates)",
@@ -181,7 +182,7 @@ def create_app(
                 await running.stop()
             await close_clients()
             await engine.stop()
-            await store.close()
+            await database.close()
 
     async def healthz(request: Request) -> Response:
         try:
@@ -212,14 +213,14 @@ def create_app(
             worker[0].wake()
 
     webhook = webhook_endpoint(engine, gatekeeper, settings.max_body_chars, wake_outbox)
-    status = status_endpoint(engine, gatekeeper, settings.exotel.signing_key())
+    status = status_endpoint(database.outbox, gatekeeper, settings.exotel.signing_key())
     applet = AppletEndpoint(
         engine,
         gatekeeper,
         max_body_chars=settings.max_body_chars,
         max_query_bytes=settings.max_query_bytes,
     )
-    inbox = Inbox(settings, engine, gatekeeper)
+    inbox = Inbox(settings, engine, gatekeeper, database.inbox)
     app = ExosmsApp(
         applet,
         settings.applet_path,
@@ -292,7 +293,7 @@ def app_from_environment() -> Starlette:
     return create_app(
         settings,
         rebuild(),
-        open_store(
+        open_database(
             settings.database_url,
             pool_size=settings.database_pool_size,
             timeout=settings.reply_deadline,

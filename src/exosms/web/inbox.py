@@ -41,10 +41,10 @@ from starlette.staticfiles import StaticFiles
 
 from exosms.config import Settings
 from exosms.engine import ReplyEngine
-from exosms.inbox import present
-from exosms.inbox.passwords import signing_key, verify_password
-from exosms.inbox.queries import DLT_VERDICTS, OUTCOMES, Filters, InboxQueries
+from exosms.passwords import signing_key, verify_password
 from exosms.store.base import StoreUnavailable
+from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Filters, InboxQueries
+from exosms.web import present
 from exosms.web.auth import Gatekeeper
 
 log = logging.getLogger("exosms.inbox")
@@ -173,10 +173,17 @@ def filter_query(params: QueryParams, **changes: Any) -> str:
 class Inbox:
     """The /inbox pages, the login, and what /api shares with them (access, filters)."""
 
-    def __init__(self, settings: Settings, engine: ReplyEngine, gatekeeper: Gatekeeper) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: ReplyEngine,
+        gatekeeper: Gatekeeper,
+        queries: InboxQueries,
+    ) -> None:
         self.settings = settings
         self.config = settings.inbox
         self.engine = engine
+        self.queries = queries
         self.gatekeeper = gatekeeper
         self.zone = ZoneInfo(settings.timezone)
         self.clock = present.Clock(self.zone)
@@ -203,10 +210,6 @@ class Inbox:
             dlt_verdicts=DLT_VERDICTS,
             poll_ms=int(self.config.poll_seconds * 1000),
         )
-
-    @property
-    def queries(self) -> InboxQueries:
-        return self.engine.store.inbox
 
     async def warm_up(self) -> None:
         await asyncio.sleep(1.0)
@@ -563,7 +566,7 @@ class Inbox:
         elif len(sender) > 64 or len(recipient) > 64:
             error = "numbers have at most 64 characters"
         else:
-            result = await try_message(self.engine, sender, recipient, body)
+            result = await try_message(self.engine, self.queries, sender, recipient, body)
         return self.page(
             "try.html",
             400 if error else 200,
@@ -598,10 +601,12 @@ class Inbox:
         ]
 
 
-async def try_message(engine: ReplyEngine, sender: str, recipient: str, body: str) -> Any:
+async def try_message(
+    engine: ReplyEngine, queries: InboxQueries, sender: str, recipient: str, body: str
+) -> Any:
     from exosms.numbers import normalise
 
-    opted = await engine.store.inbox.is_opted_out(normalise(sender), normalise(recipient))
+    opted = await queries.is_opted_out(normalise(sender), normalise(recipient))
     return await engine.try_message(sender, recipient, body, opted_out=opted)
 
 

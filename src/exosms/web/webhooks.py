@@ -23,6 +23,7 @@ from exosms.engine import Outcome, ReplyEngine
 from exosms.exotel.applet import AppletRequest, BadRequest, parse_query
 from exosms.exotel.callbacks import PREFIX, verify
 from exosms.store.base import StoreUnavailable
+from exosms.store.outbox import Outbox
 from exosms.web.auth import Gatekeeper
 
 log = logging.getLogger("exosms.webhook")
@@ -159,7 +160,7 @@ def webhook_endpoint(
 
 
 def status_endpoint(
-    engine: ReplyEngine, gatekeeper: Gatekeeper, signing_key: bytes
+    outbox: Outbox, gatekeeper: Gatekeeper, signing_key: bytes
 ) -> Callable[[Request], object]:
     """Exotel's status callbacks, by POST (form or JSON) or GET (newer docs make the method
     selectable). They carry no credentials: the URL's token and our signed ``CustomField``
@@ -184,7 +185,7 @@ def status_endpoint(
             log.warning("status callback refused: CustomField not signed by this server")
             return _text(403, "CustomField is not signed by this server\n")
         try:
-            row = await engine.store.outbox.record_status(fields, row_id)
+            row = await outbox.record_status(fields, row_id)
         except StoreUnavailable:
             return _text(503, "database unavailable, try again\n")
         if row is None:

@@ -15,7 +15,7 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-PROBLEMS = "outcome NOT IN ('replied', 'no_reply')"  # also in exosms.inbox.queries
+PROBLEMS = "outcome NOT IN ('replied', 'no_reply')"  # also in exosms.store.inbox
 
 # SQLite: the unicode61 tokenizer, with combining marks (M*) kept inside words so that
 # Devanagari vowel signs do not split a Hindi word in two. No per-row sizes (columnsize=0: they

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from exosms.inbox.queries import Delivery, Stats
 from exosms.store.base import StoredMessage
+from exosms.store.inbox import Delivery, Stats
 
 GUARD_REASONS = {
     "opted_out": "the sender opted out (STOP)",

@@ -1,0 +1,30 @@
+"""One database, as the services each part of exosms needs from it.
+
+The reply engine needs only the hot path (:class:`~exosms.store.base.Store`: claims,
+answers, sessions, opt-outs, templates); the outbox worker only the :class:`Outbox`; the
+inbox pages and the API only the read model (:class:`InboxQueries`). Each is given just
+that. They share one connection pool, opened and closed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exosms.store.base import Store
+from exosms.store.inbox import InboxQueries
+from exosms.store.outbox import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The services of one database; ``await open()`` before use, ``close()`` after."""
+
+    store: Store
+    outbox: Outbox
+    inbox: InboxQueries
+
+    async def open(self) -> None:
+        await self.store.open()
+
+    async def close(self) -> None:
+        await self.store.close()
