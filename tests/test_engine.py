@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from exosms import IncomingSms, Match, Reply, Router
-from exosms.engine import Outcome, ReplyEngine
+from exosms.engine import ReplyEngine
 from exosms.exotel.applet import AppletRequest
+from exosms.outcomes import Outcome
 from exosms.store import Completion, Store, StoreUnavailable, open_store
 from exosms.store.migrate import upgrade_async
 

@@ -36,6 +36,7 @@ from exosms.dlt import TemplateRegistry, Verdict
 from exosms.exotel.applet import AppletRequest, parse_exotel_date
 from exosms.guards import DISPATCH, OPT_IN, OPT_OUT, Decision, Guards, GuardState
 from exosms.numbers import normalise
+from exosms.outcomes import Outcome
 from exosms.routing import Router, Rule
 from exosms.segments import segment
 from exosms.sms import IncomingSms, Match, Reply, Session
@@ -60,18 +61,6 @@ UPKEEP_INTERVAL = OWNER_LEASE / 5  # lease renewals; retries of answers not yet 
 MIN_WRITE_TIME = 0.25  # seconds an answer's write gets even when the budget is spent
 MAX_UNSAVED = 100_000  # answers kept for retry while the database is down (a few MB)
 T = TypeVar("T")
-
-
-class Outcome:
-    REPLIED = "replied"
-    NO_REPLY = "no_reply"
-    FALLBACK_TIMEOUT = "fallback_timeout"
-    FALLBACK_ERROR = "fallback_error"
-    DLT_REFUSED = "dlt_refused"  # matched no approved template in enforce mode
-    TOO_LONG = "too_long"  # needed more SMS parts than max_reply_parts
-    HANDLER_NOT_STARTED = "handler_not_started"  # no free handler slot within the deadline
-    SUPPRESSED = "suppressed"  # a guard allowed no reply (opted out, rate-limited, loop, ...)
-    REPLAYED = "replayed"  # not stored: how a repeated request was answered
 
 
 @dataclass(slots=True)  # not frozen: built per request; frozen init is 3x slower

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from exosms.config import GuardSettings
 from exosms.numbers import is_phone_number
+from exosms.outcomes import Outcome
 from exosms.routing import Router
 from exosms.sms import IncomingSms, Match
 
@@ -78,9 +79,9 @@ class Guards:
         s = self.settings
         if query.opt_change == OPT_OUT:
             reply = s.optout_reply if state.opt_changed and s.optout_reply else None
-            return Decision("reply", reply, "opted_out", rule="opt_out")
+            return Decision("reply", reply, Outcome.OPTED_OUT, rule="opt_out")
         if query.opt_change == OPT_IN and state.opt_changed:
-            return Decision("reply", s.optin_reply or None, "opted_in", rule="opt_in")
+            return Decision("reply", s.optin_reply or None, Outcome.OPTED_IN, rule="opt_in")
         if state.opted_out:
             return Decision("suppress", reason="opted_out")
         if not s.reply_to_non_numbers and not is_phone_number(sms.sender):

@@ -20,21 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exosms.outcomes import STORED_OUTCOMES
 from exosms.store.base import StoredMessage, StoreUnavailable
 from exosms.store.schema import MESSAGE_COLUMNS
 
 COLUMNS = ", ".join(f"m.{name}" for name in MESSAGE_COLUMNS)
-OUTCOMES = (
-    "replied",
-    "no_reply",
-    "suppressed",
-    "fallback_timeout",
-    "handler_not_started",
-    "fallback_error",
-    "dlt_refused",
-    "too_long",
-    "pending",
-)
+OUTCOMES: tuple[str, ...] = tuple(o.value for o in STORED_OUTCOMES)
 DLT_VERDICTS = ("matched", "warned", "refused", "unchecked")
 _NEWEST = "m.received_at DESC, m.id DESC"
 # Older than message :before (at :before_at); the first term lets the time index skip ahead.

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from exosms.outcomes import Outcome
 from exosms.store.base import StoredMessage
 from exosms.store.inbox import Delivery, Stats
 
@@ -17,31 +18,33 @@ GUARD_REASONS = {
     "loop": "loop guard: the same text again, probably another auto-responder",
     "sender_type": "the sender is not a phone number (short code or header)",
 }
-OUTCOME_LABELS = {
-    "replied": "replied",
-    "no_reply": "no reply",
-    "suppressed": "held back by a guard",
-    "fallback_timeout": "fallback: handler too slow",
-    "handler_not_started": "fallback: handler could not start",
-    "fallback_error": "fallback: handler failed",
-    "dlt_refused": "DLT refused",
-    "too_long": "too long",
-    "opted_out": "opt-out confirmed",
-    "opted_in": "opt-in confirmed",
-    "pending": "not answered",
+OUTCOME_LABELS: dict[str, str] = {
+    Outcome.REPLIED: "replied",
+    Outcome.NO_REPLY: "no reply",
+    Outcome.SUPPRESSED: "held back by a guard",
+    Outcome.FALLBACK_TIMEOUT: "fallback: handler too slow",
+    Outcome.HANDLER_NOT_STARTED: "fallback: handler could not start",
+    Outcome.FALLBACK_ERROR: "fallback: handler failed",
+    Outcome.DLT_REFUSED: "DLT refused",
+    Outcome.TOO_LONG: "too long",
+    Outcome.OPTED_OUT: "opt-out confirmed",
+    Outcome.OPTED_IN: "opt-in confirmed",
+    Outcome.PENDING: "not answered",
+    Outcome.REPLAYED: "answered again (a repeat)",
 }
-OUTCOME_COLOURS = {
-    "replied": "#2e7d32",
-    "no_reply": "#90a4ae",
-    "suppressed": "#8e24aa",
-    "fallback_timeout": "#ef6c00",
-    "handler_not_started": "#f57f17",
-    "fallback_error": "#d84315",
-    "dlt_refused": "#c62828",
-    "too_long": "#6d4c41",
-    "opted_out": "#455a64",
-    "opted_in": "#00838f",
-    "pending": "#fbc02d",
+OUTCOME_COLOURS: dict[str, str] = {
+    Outcome.REPLIED: "#2e7d32",
+    Outcome.NO_REPLY: "#90a4ae",
+    Outcome.SUPPRESSED: "#8e24aa",
+    Outcome.FALLBACK_TIMEOUT: "#ef6c00",
+    Outcome.HANDLER_NOT_STARTED: "#f57f17",
+    Outcome.FALLBACK_ERROR: "#d84315",
+    Outcome.DLT_REFUSED: "#c62828",
+    Outcome.TOO_LONG: "#6d4c41",
+    Outcome.OPTED_OUT: "#455a64",
+    Outcome.OPTED_IN: "#00838f",
+    Outcome.PENDING: "#fbc02d",
+    Outcome.REPLAYED: "#9e9e9e",
 }
 
 

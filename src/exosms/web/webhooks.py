@@ -19,9 +19,10 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from exosms.engine import Outcome, ReplyEngine
+from exosms.engine import ReplyEngine
 from exosms.exotel.applet import AppletRequest, BadRequest, parse_query
 from exosms.exotel.callbacks import PREFIX, verify
+from exosms.outcomes import Outcome
 from exosms.store.base import StoreUnavailable
 from exosms.store.outbox import Outbox
 from exosms.web.auth import Gatekeeper
