@@ -186,3 +186,30 @@ def test_prune_units_and_dry_run(tmp_path: Path) -> None:
     assert "deleted 2 message(s)" in done.stdout
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT sms_sid FROM messages").fetchall() == [("p2",)]
+
+
+def test_init_and_password_keep_the_settings_file_as_written(tmp_path: Path) -> None:
+    written = (
+        "# my settings\nport = 8080  # behind nginx\n\n[auth]\n"
+        "# Exotel's range\nallow_ips = [\"203.0.113.0/24\"]\n"
+    )
+    (tmp_path / "exosms.toml").write_text(written)
+    done = exosms("init", "--no-inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "exosms.toml").read_text()
+    assert text.startswith(written.rstrip("\n"))  # every line and comment kept, in place
+    assert 'token = "' in text and "keep it secret" in text
+    done = subprocess.run(
+        [sys.executable, "-m", "exosms", "password", "--password-stdin"],
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    import tomllib
+
+    settings = tomllib.loads((tmp_path / "exosms.toml").read_text())
+    assert settings["port"] == 8080 and settings["auth"]["allow_ips"] == ["203.0.113.0/24"]
+    assert settings["inbox"]["password_hash"].startswith("scrypt")
+    assert "# behind nginx" in (tmp_path / "exosms.toml").read_text()

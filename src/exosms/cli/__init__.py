@@ -1,0 +1,46 @@
+"""The ``exosms`` command. Thin: every command calls the library; one module per command
+or group of commands, each registered here."""
+
+from __future__ import annotations
+
+import click
+
+from exosms.cli import (
+    credentials,
+    db,
+    dlt,
+    messages,
+    optouts,
+    outbox,
+    prune,
+    rules,
+    serve,
+    simulate,
+)
+from exosms.cli.prune import parse_age
+
+__all__ = ["main", "parse_age"]
+
+
+@click.group()
+@click.version_option(package_name="exosms")
+def main() -> None:
+    """exosms: answer the SMS your customers send to your Exotel number."""
+
+
+for _command in (
+    serve.serve,
+    simulate.simulate,
+    rules.rules,
+    credentials.init,
+    credentials.password,
+    optouts.optouts,
+    prune.prune,
+    outbox.send,
+    outbox.outbox,
+    serve.fake_exotel,
+    db.db,
+    dlt.dlt,
+    messages.messages,
+):
+    main.add_command(_command)
