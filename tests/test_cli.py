@@ -191,7 +191,7 @@ def test_prune_units_and_dry_run(tmp_path: Path) -> None:
 def test_init_and_password_keep_the_settings_file_as_written(tmp_path: Path) -> None:
     written = (
         "# my settings\nport = 8080  # behind nginx\n\n[auth]\n"
-        "# Exotel's range\nallow_ips = [\"203.0.113.0/24\"]\n"
+        '# Exotel\'s range\nallow_ips = ["203.0.113.0/24"]\n'
     )
     (tmp_path / "exosms.toml").write_text(written)
     done = exosms("init", "--no-inbox", cwd=tmp_path)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -218,27 +218,23 @@ def test_machines_get_no_replies(make_server) -> None:  # type: ignore[no-untype
 
 
 def test_slow_clients_do_not_delay_others(make_server) -> None:  # type: ignore[no-untyped-def]
-    proc = make_server(EXOSMS_REQUEST_TIMEOUT="1")
+    proc = make_server(EXOSMS_REQUEST_TIMEOUT="3")
     url = f"{proc.url}/exotel/sms"
     httpx.get(url, params=sms("ECHO warm up"))
-    baseline = []
-    for n in range(5):
-        started = time.perf_counter()
-        httpx.get(url, params=sms(f"ECHO b{n}", sender=f"90000000{n:02d}"))
-        baseline.append(time.perf_counter() - started)
     slow = []
     for _ in range(100):  # bounded, loopback only
         conn = socket.create_connection(("127.0.0.1", proc.port))
         conn.sendall(b"GET /exotel/sms?SmsSid=slow&From=9052161119 HTTP/1.1\r\nHost: x\r\n")
         slow.append(conn)
     try:
-        timings = []
+        # Answered while every slow connection is still open (none is cut before 3 s): the
+        # slow clients hold sockets, not the workers that answer.
         for n in range(5):
-            started = time.perf_counter()
             answer = httpx.get(url, params=sms(f"ECHO s{n}", sender=f"91000000{n:02d}"))
-            timings.append(time.perf_counter() - started)
             assert answer.text == f"s{n}"
-        assert max(timings) - max(baseline) < 0.1, (timings, baseline)
+        for conn in slow:
+            readable, _, _ = select.select([conn], [], [], 0)
+            assert not readable, "a slow connection was answered before the deadline"
         # Past request_timeout the server answers 408 and closes every slow connection.
         for conn in slow:
             conn.settimeout(5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,14 @@ state = "menu"
 reply = "Status: all good"
 set_state = ""
 """
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 15) -> None:
+    """Poll ``check`` (an event the server makes visible) until it holds."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
 
 
 def send(proc: ServerProcess, body: str, sender: str = "9052161119") -> httpx.Response:
@@ -75,17 +84,18 @@ def test_hot_reload_under_load_drops_nothing(tmp_path: Path) -> None:
     try:
         for worker in workers:
             worker.start()
-        time.sleep(0.5)
+        wait_until(lambda: len(answers) >= 50)  # under load before the change
         (tmp_path / "rules.toml").write_text(RULES_V1.replace("Open 9 to 9", "Open 10 to 8"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (not answers or answers[-1][1] != "Open 10 to 8"):
-            time.sleep(0.05)
-        time.sleep(0.3)
+        wait_until(lambda: bool(answers) and answers[-1][1] == "Open 10 to 8")
+        switched = len(answers)
+        wait_until(lambda: len(answers) >= switched + 50)  # and after it
         # An invalid file is refused; the rules in force stay.
         (tmp_path / "rules.toml").write_text(
             RULES_V1 + '\n[[rules]]\nkeyword = "X"\nreplay = "y"\n'
         )
-        time.sleep(0.5)
+        wait_until(lambda: "the previous rules stay in force" in proc.log())
+        refused = len(answers)
+        wait_until(lambda: len(answers) >= refused + 50)
     finally:
         stop.set()
         for worker in workers:
