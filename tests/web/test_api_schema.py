@@ -27,6 +27,8 @@ def test_the_api_matches_its_openapi_description(tmp_path: Path) -> None:
         run = subprocess.run(
             [
                 str(Path(sys.executable).with_name("schemathesis")),
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"{proc.url}/api/openapi.json",
                 "--url",

@@ -184,7 +184,7 @@ def test_status_callbacks_for_unknown_sids_are_kept(setup) -> None:  # type: ign
 
 
 def test_exosms_send_works_and_explains_a_dlt_refusal(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    proc, fake = setup()
+    proc, fake = setup(configured=False)  # only the command sends: no race with a worker
     env = fake.settings()
     done = exosms(
         proc.database_url,

@@ -318,6 +318,11 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
     errors = {"400": error, "401": error, "503": error}
+    too_large = {
+        "description": "The body is longer than the server's `max_request_bytes` (64 KiB by "
+        "default); answered before the body is read, in text/plain.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
 
     def ok(schema: str, description: str) -> dict[str, Any]:
         return {
@@ -480,6 +485,7 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
                     "responses": {
                         "200": ok("ReadMark", "Read up to this id."),
                         "404": error,
+                        "413": too_large,
                         "415": error,
                         **errors,
                     },
@@ -512,6 +518,7 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": ok("Trial", "What would be answered."),
+                        "413": too_large,
                         "415": error,
                         **errors,
                     },
