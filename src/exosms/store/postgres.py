@@ -32,19 +32,13 @@ from exosms.store.base import (
     NewMessage,
     StoreUnavailable,
 )
+from exosms.store.schema import insert_pending
 from exosms.store.sql import SqlBackedStore, SqlReader
 from exosms.store.urls import DatabaseUrl
 
 log = logging.getLogger("exosms.store")
 
-_INSERT = """
-INSERT INTO messages (sms_sid, sender, sender_raw, recipient, recipient_raw, body, query,
-    date_raw, exotel_date, received_at, method, state, claim_owner, claim_expires,
-    fetch_count, last_fetch_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, 1, $10)
-ON CONFLICT (sms_sid) DO NOTHING
-RETURNING id
-"""
+_INSERT = insert_pending(lambda i: f"${i}") + " RETURNING id"
 # The claim's row, its owner's lease, and when the database server started: a lease that ran
 # out while the server itself was down says nothing about its owner.
 _CLAIM_STATE = """

@@ -3,6 +3,9 @@ what the code reads. Times are epoch seconds (UTC) as floats, identical on every
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import fields
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -14,6 +17,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from exosms.store.base import NewMessage, StoredMessage
 
 metadata = MetaData()
 
@@ -175,34 +180,23 @@ delivery_events = Table(
     Column("received_at", Float, nullable=False),
 )
 
-MESSAGE_COLUMNS = (
-    "id",
-    "sms_sid",
-    "sender",
-    "sender_raw",
-    "recipient",
-    "recipient_raw",
-    "body",
-    "query",
-    "date_raw",
-    "exotel_date",
-    "received_at",
-    "method",
-    "state",
-    "reply",
-    "rule",
-    "outcome",
-    "handler_ms",
-    "error",
-    "answered_at",
-    "fetch_count",
-    "last_fetch_at",
-    "reply_encoding",
-    "reply_units",
-    "reply_parts",
-    "dlt_template_id",
-    "dlt_reason",
-    "guard",
-    "late_reply",
-    "takeovers",
-)
+# The message row is declared once, as StoredMessage: the column list (and so every SELECT
+# and StoredMessage(*row)) follows its fields; tests/store/test_schema.py checks the table.
+MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StoredMessage))
+
+NEW_MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage))
+
+
+def insert_pending(mark: Callable[[int], str]) -> str:
+    """The INSERT of a pending message: :meth:`NewMessage.row`'s values (the message, then
+    the claim's owner and expiry), with the driver's placeholders (``mark(1)``: ``?1``, ``$1``)."""
+    count = len(NEW_MESSAGE_COLUMNS)
+    received = NEW_MESSAGE_COLUMNS.index("received_at") + 1
+    values = ", ".join(mark(i) for i in range(1, count + 1))
+    # Column names from the dataclass and placeholders only: no value is ever formatted in.
+    return (
+        f"INSERT INTO messages ({', '.join(NEW_MESSAGE_COLUMNS)}, state, claim_owner,"  # noqa: S608
+        " claim_expires, fetch_count, last_fetch_at)"
+        f" VALUES ({values}, 'pending', {mark(count + 1)}, {mark(count + 2)}, 1, {mark(received)})"
+        " ON CONFLICT (sms_sid) DO NOTHING"
+    )

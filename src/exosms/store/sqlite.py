@@ -33,6 +33,7 @@ from exosms.store.base import (
     StoreUnavailable,
 )
 from exosms.store.inbox import InboxQueries
+from exosms.store.schema import insert_pending
 from exosms.store.sql import SqlBackedStore, SqlReader
 from exosms.store.urls import DatabaseUrl
 
@@ -41,13 +42,7 @@ log = logging.getLogger("exosms.store")
 MAX_BATCH = 512  # writes per transaction; bounds how long one commit holds the lock
 BUSY_TIMEOUT_MS = 10_000  # another process (serve --workers) may hold the write lock
 
-_INSERT = (
-    "INSERT INTO messages (sms_sid, sender, sender_raw, recipient, recipient_raw, body, query,"
-    " date_raw, exotel_date, received_at, method, state, claim_owner, claim_expires,"
-    " fetch_count, last_fetch_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending', ?12, ?13, 1, ?10)"
-    " ON CONFLICT (sms_sid) DO NOTHING"
-)
+_INSERT = insert_pending(lambda i: f"?{i}")
 _CLAIM_STATE = (
     "SELECT state, reply, claim_owner, claim_expires,"
     " (SELECT lease_until FROM claim_owners WHERE owner = messages.claim_owner)"

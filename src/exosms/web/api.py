@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
+from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from exosms.store.base import StoreUnavailable
-from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Conversation
+from exosms.store.base import StoredMessage, StoreUnavailable
+from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Conversation, Delivery
 from exosms.web import present
 from exosms.web.inbox import (
     MAX_ID,
@@ -264,6 +265,20 @@ _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 
 
+def dataclass_properties(cls: type, **changes: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema properties of a dataclass, as pydantic derives them from its fields'
+    types (``X | None`` as ``["x", "null"]``), with ``changes`` merged into some."""
+    schema = TypeAdapter(cls).json_schema()
+    properties: dict[str, Any] = {}
+    for name, found in schema["properties"].items():
+        prop = {k: v for k, v in found.items() if k not in ("title", "default")}
+        options = prop.pop("anyOf", None)
+        if options is not None:
+            prop["type"] = [option["type"] for option in options]
+        properties[name] = {**prop, **changes.get(name, {})}
+    return properties
+
+
 def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         if schema.get("type") == "string" and "enum" not in schema:
@@ -330,42 +345,19 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
         }
 
+    # The message as the API gives it: every stored field (StoredMessage, the one
+    # declaration of the row), with what the API adds and says about some.
     message_props: dict[str, Any] = {
-        "id": {"type": "integer"},
-        "sms_sid": {"type": "string"},
-        "sender": {"type": "string"},
-        "sender_raw": {"type": "string"},
-        "recipient": {"type": "string"},
-        "recipient_raw": {"type": "string"},
-        "body": {"type": "string"},
-        "query": {
-            "type": "string",
-            "description": "The raw query string Exotel sent (secrets redacted).",
-        },
-        "date_raw": {"type": "string"},
-        "exotel_date": _NULLABLE_NUMBER,
-        "received_at": {"type": "number", "description": "Epoch seconds."},
+        **dataclass_properties(
+            StoredMessage,
+            query={"description": "The raw query string Exotel sent (secrets redacted)."},
+            received_at={"description": "Epoch seconds."},
+            state={"enum": ["pending", "done"]},
+            outcome={"type": "string", "enum": list(OUTCOMES)},
+        ),
         "received_at_iso": {"type": "string"},
-        "method": {"type": "string"},
-        "state": {"type": "string", "enum": ["pending", "done"]},
-        "reply": _NULLABLE_STRING,
-        "rule": _NULLABLE_STRING,
-        "outcome": {"type": "string"},
         "why": _NULLABLE_STRING,
-        "handler_ms": _NULLABLE_NUMBER,
-        "error": _NULLABLE_STRING,
-        "answered_at": _NULLABLE_NUMBER,
-        "fetch_count": {"type": "integer"},
-        "last_fetch_at": _NULLABLE_NUMBER,
-        "reply_encoding": _NULLABLE_STRING,
-        "reply_units": _NULLABLE_INT,
-        "reply_parts": _NULLABLE_INT,
-        "dlt_template_id": _NULLABLE_STRING,
-        "dlt_reason": _NULLABLE_STRING,
         "dlt_verdict": {"type": "string", "enum": list(DLT_VERDICTS)},
-        "guard": _NULLABLE_STRING,
-        "late_reply": _NULLABLE_STRING,
-        "takeovers": {"type": "integer"},
         "delivery": {"$ref": "#/components/schemas/Delivery"},
     }
     return {
@@ -538,19 +530,7 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
                     "required": ["sender", "read_upto"],
                     "properties": {"sender": {"type": "string"}, "read_upto": {"type": "integer"}},
                 },
-                "Delivery": {
-                    "type": "object",
-                    "properties": {
-                        "status": {"type": "string"},
-                        "delivery_status": _NULLABLE_STRING,
-                        "detailed_status": _NULLABLE_STRING,
-                        "exotel_sid": _NULLABLE_STRING,
-                        "attempts": {"type": "integer"},
-                        "last_error": _NULLABLE_STRING,
-                        "sent_at": _NULLABLE_NUMBER,
-                        "sms_units": _NULLABLE_INT,
-                    },
-                },
+                "Delivery": {"type": "object", "properties": dataclass_properties(Delivery)},
                 "Message": {
                     "type": "object",
                     "required": ["id", "sms_sid", "sender", "body", "outcome"],
