@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,3 +114,32 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+@contextmanager
+def server_factory(
+    tmp_path: Path, *, app: str = "exosms_test_apps:router", env: dict[str, str] | None = None
+) -> Iterator[Callable[..., ServerProcess]]:
+    """``make(config_toml, **EXOSMS_env)``: a fresh `exosms serve` on its own SQLite file and
+    folder, each stopped when the block ends."""
+    started: list[ServerProcess] = []
+
+    def make(config: str = "", **extra: str) -> ServerProcess:
+        workdir = tmp_path / f"s{len(started)}"
+        workdir.mkdir()
+        (workdir / "exosms.toml").write_text(config)
+        proc = ServerProcess(
+            workdir,
+            free_port(),
+            f"sqlite:///{workdir / 'exosms.db'}",
+            args=["--app", app],
+            env={**(env or {}), **extra},
+        ).start()
+        started.append(proc)
+        return proc
+
+    try:
+        yield make
+    finally:
+        for proc in started:
+            proc.stop()

@@ -13,32 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import ServerProcess, free_port
+from servers import ServerProcess, server_factory
 
 TOKEN = "edge-t0ken-that-must-never-be-logged"
 
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def make(config: str = "", **env: str) -> ServerProcess:
-        workdir = tmp_path / f"s{len(started)}"
-        workdir.mkdir()
-        (workdir / "exosms.toml").write_text(config)
-        proc = ServerProcess(
-            workdir,
-            free_port(),
-            f"sqlite:///{workdir / 'exosms.db'}",
-            args=["--app", "exosms_test_apps:router"],
-            env=env,
-        ).start()
-        started.append(proc)
-        return proc
-
-    yield make
-    for proc in started:
-        proc.stop()
+    with server_factory(tmp_path) as make:
+        yield make
 
 
 def sms(body: str, sender: str = "9052161119") -> dict[str, str]:
