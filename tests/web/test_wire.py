@@ -44,6 +44,14 @@ def test_reply_headers_are_byte_exact(server: ServerProcess, version: str) -> No
     assert answer.body == b"Hello World"
 
 
+def test_the_applet_url_with_a_trailing_slash_is_the_applet(server: ServerProcess) -> None:
+    # An Exotel flow may be saved with the URL pasted as `.../exotel/sms/`: answered, not
+    # redirected (Exotel is not documented to follow redirects).
+    answer = request(server.port, "GET", sms("ECHO slash").replace(PATH, PATH + "/", 1))
+    assert (answer.status, answer.body) == (200, b"slash")
+    assert answer.header("content-type") == [b"text/plain"]
+
+
 @pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
 def test_no_reply_is_content_length_zero_and_empty(server: ServerProcess, version: str) -> None:
     answer = request(server.port, "GET", sms("nothing matches this"), version)

@@ -44,7 +44,9 @@ def _text(status: int, text: str) -> Response:
 
 class ExosmsApp(Starlette):
     """Starlette, with the applet path answered before the middleware stack and router:
-    the hot path skips them (the endpoint turns every fault into its own answer)."""
+    the hot path skips them (the endpoint turns every fault into its own answer), so
+    middleware added to the app does not see Exotel's applet calls (docs/architecture.md).
+    ``<applet_path>/`` (a URL pasted with a trailing slash) is the applet too."""
 
     def __init__(self, applet: ASGIApp, applet_path: str, **options: Any) -> None:
         super().__init__(**options)
@@ -60,8 +62,9 @@ class ExosmsApp(Starlette):
                 return
             if path.startswith(self._token_prefix):
                 token = path[len(self._token_prefix) :]
-                if token and "/" not in token:
-                    scope["path_params"] = {"token": token}
+                if "/" not in token:
+                    if token:
+                        scope["path_params"] = {"token": token}
                     await self._applet(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
@@ -227,8 +230,6 @@ def create_app(
         routes=[
             *inbox.routes(),
             *Api(inbox).routes(),
-            Route(settings.applet_path, applet),
-            Route(settings.applet_path + "/{token}", applet),
             Route("/exotel/webhook", webhook, methods=["POST"]),
             Route("/exotel/webhook/{token}", webhook, methods=["POST"]),
             Route("/exotel/status", status, methods=["GET", "POST"]),
