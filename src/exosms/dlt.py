@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 
 from exosms.numbers import normalise
 
+__all__ = [
+    "Template",
+    "TemplateError",
+    "TemplateRegistry",
+    "active_registry",
+    "using",
+]  # public: see exosms/__init__.py
+
 VAR_MAX_LEN = 30  # DLT limit per {#var#} (AWS, MSG91, Kaleyra, eGov docs)
 
 # Tag -> the kind of value it holds. Short forms are what 2026 portal exports use.

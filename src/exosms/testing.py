@@ -49,6 +49,15 @@ from exosms.simulate import (
     check_sms,
 )
 
+__all__ = [
+    "ScriptError",
+    "Turn",
+    "TurnResult",
+    "converse",
+    "parse_script",
+    "run_script",
+]  # public: see exosms/__init__.py
+
 _SEND = re.compile(r"^(?P<sender>[^\s@>]+)(?:@(?P<recipient>[^\s>]+))?\s*>\s?(?P<body>.*)$")
 
 DEFAULT_RECIPIENT = "56070"
