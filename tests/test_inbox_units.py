@@ -185,7 +185,7 @@ def test_a_taken_over_message_says_its_handler_may_have_run_twice() -> None:
     from exosms.web.present import why
 
     def stored(**changes: object) -> StoredMessage:
-        base = dict.fromkeys(StoredMessage.__slots__)  # type: ignore[attr-defined]
+        base = dict.fromkeys(StoredMessage.__slots__)
         base.update(id=1, sms_sid="s", body="HI", state="done", fetch_count=1, takeovers=0)
         base.update(changes)
         return StoredMessage(**base)  # type: ignore[arg-type]

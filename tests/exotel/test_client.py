@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
@@ -41,7 +42,10 @@ def client(fake: FakeExotelProcess, **options: object) -> Client:
     return Client("acme", "key", TOKEN, **{**defaults, **options})  # type: ignore[arg-type]
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 

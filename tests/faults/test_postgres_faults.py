@@ -29,7 +29,9 @@ async def _stored(url: str) -> dict[str, tuple[str, str | None, int]]:
     return {r["sms_sid"]: (r["state"], r["reply"], r["takeovers"]) for r in rows}
 
 
-def _assert_every_200_is_stored(exotel: Exotel, stored: dict[str, tuple[str, str | None, int]]):
+def _assert_every_200_is_stored(
+    exotel: Exotel, stored: dict[str, tuple[str, str | None, int]]
+) -> None:
     for sid, body in exotel.ok().items():
         assert sid in stored, f"{sid} got a 200 but is not stored"
         state, reply, _ = stored[sid]

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from exosms.store import Store, open_store
+from exosms.store import open_store
 from exosms.store.migrate import upgrade_async
+from exosms.store.opening import OpenedStore
 
 TABLES = (
     "messages",
@@ -23,7 +24,7 @@ TABLES = (
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenedStore]:
     """Every store implementation, migrated, empty and open: the contract suite runs on each."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from exosms.store import ClaimLost, ClaimStatus, Completion, NewMessage, Store
+from exosms.store import ClaimLost, ClaimStatus, Completion, NewMessage
+from exosms.store.opening import OpenedStore
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +32,7 @@ def done(sid: str, reply: str | None, outcome: str = "replied") -> Completion:
     return Completion(sid, reply, "echo", outcome, 1.5, None, time.time())
 
 
-async def test_first_claim_wins_and_stores_the_message(store: Store) -> None:
+async def test_first_claim_wins_and_stores_the_message(store: OpenedStore) -> None:
     claim = await store.claim(message("s1", "नमस्ते 😀"), "me", time.time() + 5)
     assert claim.status is ClaimStatus.CLAIMED
     stored = await store.lookup("s1")
@@ -46,7 +47,7 @@ async def test_first_claim_wins_and_stores_the_message(store: Store) -> None:
     assert stored.method == "HEAD"
 
 
-async def test_a_live_claim_makes_others_wait(store: Store) -> None:
+async def test_a_live_claim_makes_others_wait(store: OpenedStore) -> None:
     expires = time.time() + 5
     await store.claim(message("s2"), "me", expires)
     claim = await store.claim(message("s2", "a retry"), "other", time.time() + 5)
@@ -56,7 +57,9 @@ async def test_a_live_claim_makes_others_wait(store: Store) -> None:
     assert stored is not None and stored.body == "hello"  # the first copy is kept
 
 
-async def test_an_expired_claim_of_an_owner_without_a_lease_is_taken_over(store: Store) -> None:
+async def test_an_expired_claim_of_an_owner_without_a_lease_is_taken_over(
+    store: OpenedStore,
+) -> None:
     await store.claim(message("s3"), "dead", time.time() - 1)
     claim = await store.claim(message("s3"), "alive", time.time() + 5)
     assert (claim.status, claim.taken_over) == (ClaimStatus.CLAIMED, True)
@@ -64,7 +67,7 @@ async def test_an_expired_claim_of_an_owner_without_a_lease_is_taken_over(store:
     assert stored is not None and stored.takeovers == 1
 
 
-async def test_a_live_lease_keeps_an_expired_claim_its_owner_s(store: Store) -> None:
+async def test_a_live_lease_keeps_an_expired_claim_its_owner_s(store: OpenedStore) -> None:
     # The owner worked out its answer but could not store it (a database blip): while it
     # renews its lease, nobody else may run the handler again.
     await store.renew_lease("owner-a", time.time() + 30)
@@ -76,7 +79,9 @@ async def test_a_live_lease_keeps_an_expired_claim_its_owner_s(store: Store) -> 
     assert (claim.status, claim.taken_over) == (ClaimStatus.CLAIMED, True)
 
 
-async def test_an_owner_retakes_its_own_claim_and_released_claims_are_free(store: Store) -> None:
+async def test_an_owner_retakes_its_own_claim_and_released_claims_are_free(
+    store: OpenedStore,
+) -> None:
     await store.renew_lease("owner-a", time.time() + 30)
     await store.claim(message("s3c"), "owner-a", time.time() + 5)
     again = await store.claim(message("s3c"), "owner-a", time.time() + 5)
@@ -92,20 +97,20 @@ async def test_an_owner_retakes_its_own_claim_and_released_claims_are_free(store
     assert stored is not None and stored.takeovers == 0
 
 
-async def test_completing_a_message_that_is_not_stored_is_refused(store: Store) -> None:
+async def test_completing_a_message_that_is_not_stored_is_refused(store: OpenedStore) -> None:
     # The claim vanished (a restored or failed-over database): no guessed answer.
     with pytest.raises(ClaimLost):
         await store.complete(done("never-claimed", None, "no_reply"))
     assert await store.lookup("never-claimed") is None
 
 
-async def test_a_completion_can_be_repeated_safely(store: Store) -> None:
+async def test_a_completion_can_be_repeated_safely(store: OpenedStore) -> None:
     await store.claim(message("s3d"), "me", time.time() + 5)
     assert await store.complete(done("s3d", "first")) == "first"
     assert await store.complete(done("s3d", "first")) == "first"  # a retry after a doubt
 
 
-async def test_the_answer_is_replayed_and_fetches_counted(store: Store) -> None:
+async def test_the_answer_is_replayed_and_fetches_counted(store: OpenedStore) -> None:
     await store.claim(message("s4"), "me", time.time() + 5)
     assert await store.complete(done("s4", "your order is on its way")) == (
         "your order is on its way"
@@ -123,14 +128,14 @@ async def test_the_answer_is_replayed_and_fetches_counted(store: Store) -> None:
     assert stored.answered_at is not None
 
 
-async def test_no_reply_is_stored_as_none(store: Store) -> None:
+async def test_no_reply_is_stored_as_none(store: OpenedStore) -> None:
     await store.claim(message("s5"), "me", time.time() + 5)
     assert await store.complete(done("s5", None, "no_reply")) is None
     claim = await store.claim(message("s5"), "other", time.time() + 5)
     assert (claim.status, claim.reply) == (ClaimStatus.ANSWERED, None)
 
 
-async def test_the_first_completion_stands(store: Store) -> None:
+async def test_the_first_completion_stands(store: OpenedStore) -> None:
     await store.claim(message("s6"), "slow", time.time() - 1)
     await store.claim(message("s6"), "fast", time.time() + 5)  # takes over
     assert await store.complete(done("s6", "fast answer")) == "fast answer"
@@ -140,7 +145,7 @@ async def test_the_first_completion_stands(store: Store) -> None:
     assert stored is not None and stored.reply == "fast answer"
 
 
-async def test_recent_is_newest_first(store: Store) -> None:
+async def test_recent_is_newest_first(store: OpenedStore) -> None:
     for n in range(5):
         await store.claim(message(f"r{n}"), "me", time.time() + 5)
     recent = await store.recent(3)
@@ -148,7 +153,7 @@ async def test_recent_is_newest_first(store: Store) -> None:
     assert await store.lookup("missing") is None
 
 
-async def test_many_writes_at_once_share_commits(store: Store) -> None:
+async def test_many_writes_at_once_share_commits(store: OpenedStore) -> None:
     import asyncio
 
     claims = await asyncio.gather(
@@ -158,7 +163,7 @@ async def test_many_writes_at_once_share_commits(store: Store) -> None:
     assert len(await store.recent(500)) == 200
 
 
-async def test_templates_round_trip_and_version(store: Store) -> None:
+async def test_templates_round_trip_and_version(store: OpenedStore) -> None:
     from exosms.dlt import Template
 
     before = await store.templates_version()
@@ -178,7 +183,7 @@ async def test_templates_round_trip_and_version(store: Store) -> None:
     assert await store.templates_version() != before
 
 
-async def test_sessions_are_saved_with_the_answer_and_expire(store: Store) -> None:
+async def test_sessions_are_saved_with_the_answer_and_expire(store: OpenedStore) -> None:
     from exosms.store import SessionWrite
 
     await store.claim(message("ss1"), "me", time.time() + 5)
@@ -196,7 +201,7 @@ async def test_sessions_are_saved_with_the_answer_and_expire(store: Store) -> No
     assert await store.load_session("+919052161119", "56070") is None
 
 
-async def test_optouts_and_guard_counts_in_the_claim(store: Store) -> None:
+async def test_optouts_and_guard_counts_in_the_claim(store: OpenedStore) -> None:
     from exosms.guards import OPT_IN, OPT_OUT, GuardQuery
 
     plain = GuardQuery(None, 300)
@@ -237,7 +242,7 @@ async def test_optouts_and_guard_counts_in_the_claim(store: Store) -> None:
     assert await store.list_optouts() == []
 
 
-async def test_prune_deletes_old_messages_in_batches(store: Store) -> None:
+async def test_prune_deletes_old_messages_in_batches(store: OpenedStore) -> None:
     now = time.time()
     for n in range(25):
         await store.claim(message(f"old{n}", at=now - 100 * 86400), "me", now + 5)
@@ -246,7 +251,7 @@ async def test_prune_deletes_old_messages_in_batches(store: Store) -> None:
     assert [m.sms_sid for m in await store.recent(100)] == ["new1"]
 
 
-async def test_outbox_leases_rows_once_and_records_status(store: Store) -> None:
+async def test_outbox_leases_rows_once_and_records_status(store: OpenedStore) -> None:
     import asyncio
 
     box = store.outbox
@@ -291,14 +296,14 @@ async def test_outbox_leases_rows_once_and_records_status(store: Store) -> None:
     assert [e["SmsSid"] for e in await box.unknown_events()] == ["elsewhere", "unknown"]
 
 
-async def test_a_late_reply_is_recorded_on_the_message(store: Store) -> None:
+async def test_a_late_reply_is_recorded_on_the_message(store: OpenedStore) -> None:
     await store.claim(message("late1"), "me", time.time() + 5)
     await store.record_late_reply("late1", "finally")
     stored = await store.lookup("late1")
     assert stored is not None and stored.late_reply == "finally"
 
 
-async def test_login_checks_are_reserved_atomically(store: Store) -> None:
+async def test_login_checks_are_reserved_atomically(store: OpenedStore) -> None:
     import asyncio
 
     waits = await asyncio.gather(
@@ -311,7 +316,9 @@ async def test_login_checks_are_reserved_atomically(store: Store) -> None:
     assert await store.inbox.reserve_login("203.0.113.9", 5, 900) == 0.0
 
 
-async def test_login_checks_are_also_bounded_per_account_across_addresses(store: Store) -> None:
+async def test_login_checks_are_also_bounded_per_account_across_addresses(
+    store: OpenedStore,
+) -> None:
     import asyncio
 
     waits = await asyncio.gather(

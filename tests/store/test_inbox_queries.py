@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from exosms.store import Completion, NewMessage, Store
+from exosms.store import Completion, NewMessage
 from exosms.store.inbox import Filters
+from exosms.store.opening import OpenedStore
 
 pytestmark = pytest.mark.anyio
 NOW = time.time()
@@ -30,7 +31,7 @@ def incoming(sid: str, sender: str, body: str, at: float) -> NewMessage:
 
 
 async def receive(
-    store: Store,
+    store: OpenedStore,
     sid: str,
     sender: str,
     body: str,
@@ -62,7 +63,7 @@ A, B, C = "+919876500001", "+919876500002", "+919811122233"
 
 
 @pytest.fixture
-async def filled(store: Store) -> Store:
+async def filled(store: OpenedStore) -> OpenedStore:
     t = NOW - 3600
     await receive(store, "a1", A, "PRICE of shoes?", at=t, reply="Shoes are Rs 999", template="T1")
     await receive(store, "b1", B, "कीमत क्या है", at=t + 10, reply="Rs 500", rule="keyword:कीमत")
@@ -93,7 +94,7 @@ async def filled(store: Store) -> Store:
     return store
 
 
-async def test_conversations_one_row_per_sender_newest_first(filled: Store) -> None:
+async def test_conversations_one_row_per_sender_newest_first(filled: OpenedStore) -> None:
     rows = await filled.inbox.conversations()
     assert [row.sender for row in rows] == [A, C, B]
     first = rows[0]
@@ -113,14 +114,14 @@ async def test_conversations_one_row_per_sender_newest_first(filled: Store) -> N
     assert rows[0].sender == B and rows[0].unread and rows[0].message_count == 2
 
 
-async def test_conversations_page_by_keyset(filled: Store) -> None:
+async def test_conversations_page_by_keyset(filled: OpenedStore) -> None:
     first = await filled.inbox.conversations(limit=2)
     rest = await filled.inbox.conversations(limit=2, before=first[-1].last_message_id)
     assert [r.sender for r in first + rest] == [A, C, B]
     assert [r.sender for r in await filled.inbox.conversations(number="1122")] == [C]
 
 
-async def test_thread_is_the_senders_messages_newest_first(filled: Store) -> None:
+async def test_thread_is_the_senders_messages_newest_first(filled: OpenedStore) -> None:
     items = await filled.inbox.thread(A)
     assert [m.sms_sid for m, _ in items] == ["a3", "a2", "a1"]
     older = await filled.inbox.thread(A, before=items[0][0].id, limit=1)
@@ -153,12 +154,12 @@ async def test_thread_is_the_senders_messages_newest_first(filled: Store) -> Non
         (Filters(text="order", outcome="no_reply"), []),
     ],
 )
-async def test_search(filled: Store, filters: Filters, expected: list[str]) -> None:
+async def test_search(filled: OpenedStore, filters: Filters, expected: list[str]) -> None:
     found = await filled.inbox.search(filters)
     assert [m.sms_sid for m in found] == expected
 
 
-async def test_search_pages_never_repeat_or_skip(store: Store) -> None:
+async def test_search_pages_never_repeat_or_skip(store: OpenedStore) -> None:
     for i in range(23):
         # equal times on purpose: the keyset must still order them
         await receive(store, f"p{i:02d}", A, f"page test {i}", at=NOW - 100 + i // 3)
@@ -177,7 +178,7 @@ async def test_search_pages_never_repeat_or_skip(store: Store) -> None:
         assert streamed == seen
 
 
-async def test_stats_count_hours_outcomes_latency_and_words(filled: Store) -> None:
+async def test_stats_count_hours_outcomes_latency_and_words(filled: OpenedStore) -> None:
     stats = await filled.inbox.stats(max_age=0, utc_offset=19800)
     assert stats.total == 5
     assert sum(stats.per_hour["replied"]) == 3
@@ -193,7 +194,7 @@ async def test_stats_count_hours_outcomes_latency_and_words(filled: Store) -> No
     assert (await filled.inbox.stats(max_age=0)).total == 6
 
 
-async def test_login_sessions_end_at_logout_and_expiry(store: Store) -> None:
+async def test_login_sessions_end_at_logout_and_expiry(store: OpenedStore) -> None:
     await store.inbox.create_session("token-1", "csrf-1", 60)
     await store.inbox.create_session("token-2", "csrf-2", -1)  # already expired
     assert await store.inbox.session_csrf("token-1") == "csrf-1"
@@ -203,7 +204,7 @@ async def test_login_sessions_end_at_logout_and_expiry(store: Store) -> None:
     assert await store.inbox.session_csrf("token-1") is None
 
 
-async def test_prune_takes_empty_conversations_away(filled: Store) -> None:
+async def test_prune_takes_empty_conversations_away(filled: OpenedStore) -> None:
     await filled.prune(NOW - 3600 + 15)  # a1 and b1
     senders = [row.sender for row in await filled.inbox.conversations()]
     assert senders == [A, C]
@@ -211,7 +212,7 @@ async def test_prune_takes_empty_conversations_away(filled: Store) -> None:
 
 
 async def test_text_search_finds_matches_beyond_the_recent_window(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: OpenedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import exosms.store.inbox
 

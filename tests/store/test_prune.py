@@ -10,15 +10,15 @@ import time
 import pytest
 from test_contract import done, message
 
-from exosms.store import Store
 from exosms.store.inbox import Filters
+from exosms.store.opening import OpenedStore
 
 pytestmark = pytest.mark.anyio
 
 DAY = 86400.0
 
 
-async def _add(store: Store, sid: str, body: str, at: float) -> None:
+async def _add(store: OpenedStore, sid: str, body: str, at: float) -> None:
     sender = f"+9190521{abs(hash(sid)) % 100000:05d}"
     m = message(sid, body, at=at)
     m.sender = sender
@@ -26,7 +26,7 @@ async def _add(store: Store, sid: str, body: str, at: float) -> None:
     await store.complete(done(sid, f"re {body}"))
 
 
-async def _integrity(store: Store) -> None:
+async def _integrity(store: OpenedStore) -> None:
     path = getattr(store, "path", None)
     if path is None:
         return  # PostgreSQL: ids come from a sequence, and no external index is kept by hand
@@ -37,7 +37,7 @@ async def _integrity(store: Store) -> None:
         conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
 
 
-async def test_the_inbox_finds_new_messages_after_a_prune_of_the_newest(store: Store) -> None:
+async def test_the_inbox_finds_new_messages_after_a_prune_of_the_newest(store: OpenedStore) -> None:
     now = time.time()
     for n in range(30):
         await _add(store, f"p{n}", f"parcel{n}", now - 100 * DAY)
@@ -54,7 +54,9 @@ async def test_the_inbox_finds_new_messages_after_a_prune_of_the_newest(store: S
     await _integrity(store)
 
 
-async def test_any_sequence_of_prunes_and_messages_keeps_the_index_whole(store: Store) -> None:
+async def test_any_sequence_of_prunes_and_messages_keeps_the_index_whole(
+    store: OpenedStore,
+) -> None:
     rng = random.Random(14)
     now = time.time()
     alive: dict[str, str] = {}

@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 ADMIN_URL = os.environ.get("EXOSMS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def in_thread(function, *args):  # type: ignore[no-untyped-def]
+def in_thread(function: Callable[..., T], *args: Any) -> T:
     """Run ``function`` in a fresh thread: it may call asyncio.run even from async tests."""
     from concurrent.futures import ThreadPoolExecutor
 

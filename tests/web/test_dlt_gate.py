@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -86,7 +86,9 @@ def make_server(tmp_path: Path) -> Iterator[object]:
         proc.stop()
 
 
-def test_enforce_replaces_a_non_matching_reply_with_the_fallback(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_enforce_replaces_a_non_matching_reply_with_the_fallback(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     proc = make_server("enforce")
     good = "Dear Ram, your order 12 has been shipped. Regards XYZ."
     sid, reply = send(proc, f"ECHO {good}")
@@ -106,7 +108,7 @@ def test_enforce_replaces_a_non_matching_reply_with_the_fallback(make_server) ->
     assert "differs at character 54" in listed.stdout
 
 
-def test_templates_rendered_by_handlers_comply(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_templates_rendered_by_handlers_comply(make_server: Callable[..., ServerProcess]) -> None:
     proc = make_server("enforce")
     sid, reply = send(proc, "SHIPPED 4521")
     assert reply == "Dear Ram, your order 4521 has been shipped. Regards XYZ."
@@ -117,7 +119,9 @@ def test_templates_rendered_by_handlers_comply(make_server) -> None:  # type: ig
     assert "TemplateError" in str(row["error"])
 
 
-def test_warn_sends_anyway_and_stores_the_verdict(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_warn_sends_anyway_and_stores_the_verdict(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     proc = make_server("warn")
     sid, reply = send(proc, "ECHO Your order 12 is shipped")
     assert reply == "Your order 12 is shipped"
@@ -128,7 +132,7 @@ def test_warn_sends_anyway_and_stores_the_verdict(make_server) -> None:  # type:
     assert "reply matches no DLT template (sent anyway)" in proc.log()
 
 
-def test_too_many_parts_is_not_sent(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_too_many_parts_is_not_sent(make_server: Callable[..., ServerProcess]) -> None:
     proc = make_server("off")
     sid, reply = send(proc, "ECHO " + "x" * 1200)  # 8 parts of 153
     assert reply == SORRY
@@ -137,7 +141,9 @@ def test_too_many_parts_is_not_sent(make_server) -> None:  # type: ignore[no-unt
     assert "reply needs 8 SMS parts; at most 7 are sent" in str(row["error"])
 
 
-def test_auto_mode_switches_to_enforce_when_templates_arrive(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_auto_mode_switches_to_enforce_when_templates_arrive(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     proc = make_server("auto", templates=False, EXOSMS_DLT__RELOAD_SECONDS="0.2")
     _, reply = send(proc, "ECHO anything goes")
     assert reply == "anything goes"  # no templates yet: warn

@@ -231,7 +231,7 @@ def test_one_address_cannot_fill_the_server_and_a_full_server_answers_in_shape(
     try:
         for sock in slow:
             sock.sendall(b"GET /exotel/sms?SmsSid=slow HTTP/1.1\r\nHost: x\r\n")
-        refused = []
+        refused: list[str] = []
         for sock in slow:
             readable, _, _ = select.select([sock], [], [], 0.5 if not refused else 0.05)
             if readable:

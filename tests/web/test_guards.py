@@ -54,7 +54,9 @@ def stored(proc: ServerProcess) -> list[dict[str, object]]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def test_token_in_path_or_query_and_never_in_logs(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_token_in_path_or_query_and_never_in_logs(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     proc = make_server(f'[auth]\ntoken = "{TOKEN}"\n')
     base = f"{proc.url}/exotel/sms"
     assert httpx.get(f"{base}/{TOKEN}", params=sms("ECHO hi")).text == "hi"
@@ -87,7 +89,7 @@ def test_token_in_path_or_query_and_never_in_logs(make_server) -> None:  # type:
     assert TOKEN not in listed.stdout + listed.stderr
 
 
-def test_basic_auth(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_basic_auth(make_server: Callable[..., ServerProcess]) -> None:
     proc = make_server('[auth]\nbasic_user = "exotel"\nbasic_password = "pa55word"\n')
     url = f"{proc.url}/exotel/sms"
     assert httpx.get(url, params=sms("ECHO ok"), auth=("exotel", "pa55word")).text == "ok"
@@ -100,7 +102,9 @@ def test_basic_auth(make_server) -> None:  # type: ignore[no-untyped-def]
     assert "pa55word" not in proc.log()
 
 
-def test_ip_allowlist_with_and_without_a_trusted_proxy(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_ip_allowlist_with_and_without_a_trusted_proxy(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     closed = make_server('[auth]\nallow_ips = ["10.0.0.0/8"]\n')
     url = f"{closed.url}/exotel/sms"
     answer = httpx.get(url, params=sms("ECHO x"))
@@ -124,7 +128,9 @@ def test_ip_allowlist_with_and_without_a_trusted_proxy(make_server) -> None:  # 
     assert chained.status_code == 403
 
 
-def test_stop_confirms_once_then_silence_then_start(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_stop_confirms_once_then_silence_then_start(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     proc = make_server(EXOSMS_GUARDS__REPLIES_PER_10MIN="10")  # confirmations count as replies
     url = f"{proc.url}/exotel/sms"
 
@@ -148,7 +154,7 @@ def test_stop_confirms_once_then_silence_then_start(make_server) -> None:  # typ
     assert say("ECHO on 56070") == "on 56070"
 
 
-def test_optouts_cli(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_optouts_cli(make_server: Callable[..., ServerProcess]) -> None:
     proc = make_server()
 
     def cli(*args: str) -> str:
@@ -167,7 +173,9 @@ def test_optouts_cli(make_server) -> None:  # type: ignore[no-untyped-def]
     assert httpx.get(f"{proc.url}/exotel/sms", params=sms("ECHO y")).text == "y"
 
 
-def test_a_burst_from_one_sender_gets_at_most_the_cap(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_burst_from_one_sender_gets_at_most_the_cap(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     proc = make_server()
     url = f"{proc.url}/exotel/sms"
     answers = [httpx.get(url, params=sms(f"ECHO n{n}")).text for n in range(20)]
@@ -178,7 +186,9 @@ def test_a_burst_from_one_sender_gets_at_most_the_cap(make_server) -> None:  # t
     assert len(rows) == 21  # every message is stored
 
 
-def test_a_ping_pong_with_another_auto_responder_stops(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_ping_pong_with_another_auto_responder_stops(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     proc = make_server()
     url = f"{proc.url}/exotel/sms"
     robot = "9123456780"
@@ -192,7 +202,7 @@ def test_a_ping_pong_with_another_auto_responder_stops(make_server) -> None:  # 
     assert {r["guard"] for r in stored(proc) if not r["reply"]} == {"loop"}
 
 
-def test_machines_get_no_replies(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_machines_get_no_replies(make_server: Callable[..., ServerProcess]) -> None:
     proc = make_server()
     url = f"{proc.url}/exotel/sms"
     assert httpx.get(url, params=sms("ECHO hi", sender="VM-ACMEIN")).text == ""
@@ -200,7 +210,7 @@ def test_machines_get_no_replies(make_server) -> None:  # type: ignore[no-untype
     assert {r["guard"] for r in stored(proc)} == {"sender_type"}
 
 
-def test_slow_clients_do_not_delay_others(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_slow_clients_do_not_delay_others(make_server: Callable[..., ServerProcess]) -> None:
     proc = make_server(EXOSMS_REQUEST_TIMEOUT="3")
     url = f"{proc.url}/exotel/sms"
     httpx.get(url, params=sms("ECHO warm up"))
@@ -221,8 +231,8 @@ def test_slow_clients_do_not_delay_others(make_server) -> None:  # type: ignore[
         # Past request_timeout the server answers 408 and closes every slow connection.
         for conn in slow:
             conn.settimeout(5)
-            answer = conn.recv(200)
-            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            cut = conn.recv(200)
+            assert cut.startswith(b"HTTP/1.1 408 "), cut
             assert conn.recv(100) == b""
     finally:
         for conn in slow:

@@ -14,6 +14,8 @@ import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
 from servers import ServerProcess, free_port
 
+Setup = Callable[..., tuple[ServerProcess, FakeExotelProcess]]
+
 TEMPLATES = """
 [[template]]
 id = "1107161234567890123"
@@ -54,7 +56,7 @@ def wait_for(check: Callable[[], bool], seconds: float = 10) -> None:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Callable[..., tuple[ServerProcess, FakeExotelProcess]]]:
+def setup(tmp_path: Path) -> Iterator[Setup]:
     cleanup: list[object] = []
     fake_cm = fake_exotel(tmp_path)
     fake = fake_cm.__enter__()
@@ -80,7 +82,7 @@ def setup(tmp_path: Path) -> Iterator[Callable[..., tuple[ServerProcess, FakeExo
     fake_cm.__exit__(None, None, None)
 
 
-def test_a_webhook_sms_gets_its_reply_through_the_api_with_the_template_id(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_webhook_sms_gets_its_reply_through_the_api_with_the_template_id(setup: Setup) -> None:
     proc, fake = setup()
     sid = fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 12 is out for delivery. -ACME")
     wait_for(lambda: len(fake.messages()) == 1)
@@ -98,7 +100,7 @@ def test_a_webhook_sms_gets_its_reply_through_the_api_with_the_template_id(setup
     assert "delivery=sent 20005 1 units (we counted 1)" in listed.stdout
 
 
-def test_form_shaped_webhooks_and_retries_are_answered_once(setup) -> None:  # type: ignore[no-untyped-def]
+def test_form_shaped_webhooks_and_retries_are_answered_once(setup: Setup) -> None:
     proc, fake = setup()
     form = {
         "SmsSid": "form-1",
@@ -121,7 +123,7 @@ def test_form_shaped_webhooks_and_retries_are_answered_once(setup) -> None:  # t
     assert proc.calls("form-1") == ["form-1"]
 
 
-def test_bad_webhooks_get_a_one_line_reason(setup) -> None:  # type: ignore[no-untyped-def]
+def test_bad_webhooks_get_a_one_line_reason(setup: Setup) -> None:
     proc, _ = setup()
     url = f"{proc.url}/exotel/webhook"
     cases = [
@@ -146,7 +148,7 @@ def test_bad_webhooks_get_a_one_line_reason(setup) -> None:  # type: ignore[no-u
         assert (answer.status_code, answer.text) == (status, text)
 
 
-def test_a_reply_stored_before_a_crash_is_sent_once_after_restart(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_reply_stored_before_a_crash_is_sent_once_after_restart(setup: Setup) -> None:
     proc, fake = setup(configured=False)  # no API credentials: the reply waits in the outbox
     fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 9 is out for delivery. -ACME")
     assert [r["status"] for r in outbox(proc)] == ["pending"]
@@ -161,7 +163,7 @@ def test_a_reply_stored_before_a_crash_is_sent_once_after_restart(setup) -> None
     assert [r["status"] for r in outbox(restarted)] == ["sent", "sent"]
 
 
-def test_status_callbacks_for_unknown_sids_are_kept(setup) -> None:  # type: ignore[no-untyped-def]
+def test_status_callbacks_for_unknown_sids_are_kept(setup: Setup) -> None:
     proc, _ = setup()
     answer = httpx.post(
         f"{proc.url}/exotel/status",
@@ -183,7 +185,7 @@ def test_status_callbacks_for_unknown_sids_are_kept(setup) -> None:  # type: ign
     assert json.loads(rows[0][3])["DetailedStatusCode"] == "23082"
 
 
-def test_exosms_send_works_and_explains_a_dlt_refusal(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_exosms_send_works_and_explains_a_dlt_refusal(setup: Setup, tmp_path: Path) -> None:
     proc, fake = setup(configured=False)  # only the command sends: no race with a worker
     env = fake.settings()
     done = exosms(
@@ -219,7 +221,7 @@ def test_exosms_send_works_and_explains_a_dlt_refusal(setup, tmp_path: Path) -> 
     assert "set [exotel] account_sid, api_key and api_token" in missing.stderr
 
 
-def test_a_late_applet_reply_arrives_through_the_api_after_the_fallback(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_late_applet_reply_arrives_through_the_api_after_the_fallback(setup: Setup) -> None:
     proc, fake = setup()  # reply_deadline 2 s; the handler takes 2.5 s
     params = {"SmsSid": "late-1", "From": "9052161119", "To": "56070", "Body": "LATEORDER 2.5"}
     started = time.monotonic()
@@ -235,7 +237,7 @@ def test_a_late_applet_reply_arrives_through_the_api_after_the_fallback(setup) -
     assert "late reply, sent by API: 'Order 77 is out for delivery. -ACME'" in listed.stdout
 
 
-def test_a_lost_answer_is_posted_once_and_settled_by_its_callback(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_answer_is_posted_once_and_settled_by_its_callback(setup: Setup) -> None:
     proc, fake = setup(EXOSMS_EXOTEL__TIMEOUT_SECONDS="1")
     fake.fail(drop_answer=True)  # Exotel accepts the SMS; its answer never comes back
     fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 3 is out for delivery. -ACME")
@@ -247,7 +249,7 @@ def test_a_lost_answer_is_posted_once_and_settled_by_its_callback(setup) -> None
     assert len(fake.messages()) == 1
 
 
-def test_a_lost_answer_and_a_lost_callback_is_held_for_a_person(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_answer_and_a_lost_callback_is_held_for_a_person(setup: Setup) -> None:
     proc, fake = setup(EXOSMS_EXOTEL__TIMEOUT_SECONDS="1", EXOSMS_EXOTEL__UNKNOWN_WAIT_SECONDS="1")
     fake.fail(drop_answer=True, lose_callback=True)
     fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 4 is out for delivery. -ACME")
@@ -265,7 +267,7 @@ def test_a_lost_answer_and_a_lost_callback_is_held_for_a_person(setup) -> None: 
     assert nothing.returncode == 1 and "no such SMS held" in nothing.stderr
 
 
-def test_the_resend_policy_sends_again_when_no_callback_settles_it(setup) -> None:  # type: ignore[no-untyped-def]
+def test_the_resend_policy_sends_again_when_no_callback_settles_it(setup: Setup) -> None:
     proc, fake = setup(
         EXOSMS_EXOTEL__TIMEOUT_SECONDS="1",
         EXOSMS_EXOTEL__UNKNOWN_WAIT_SECONDS="1",
@@ -277,7 +279,7 @@ def test_the_resend_policy_sends_again_when_no_callback_settles_it(setup) -> Non
     assert len(fake.messages()) == 2
 
 
-def test_forged_replayed_and_backward_callbacks_change_nothing(setup) -> None:  # type: ignore[no-untyped-def]
+def test_forged_replayed_and_backward_callbacks_change_nothing(setup: Setup) -> None:
     proc, fake = setup()
     fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 8 is out for delivery. -ACME")
     wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
@@ -303,7 +305,7 @@ def test_forged_replayed_and_backward_callbacks_change_nothing(setup) -> None:  
     assert outbox(proc)[0] == before
 
 
-def test_callbacks_reach_a_server_behind_basic_auth(setup) -> None:  # type: ignore[no-untyped-def]
+def test_callbacks_reach_a_server_behind_basic_auth(setup: Setup) -> None:
     proc, _ = setup(EXOSMS_AUTH__BASIC_USER="exotel", EXOSMS_AUTH__BASIC_PASSWORD="s3cret")
     answer = httpx.post(
         f"{proc.url}/exotel/webhook",
@@ -320,7 +322,7 @@ def test_callbacks_reach_a_server_behind_basic_auth(setup) -> None:  # type: ign
     wait_for(lambda: outbox(proc)[0]["delivery_status"] == "sent")
 
 
-def test_a_lost_callback_is_reconciled_from_exotel_s_details(setup) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_callback_is_reconciled_from_exotel_s_details(setup: Setup) -> None:
     proc, fake = setup(EXOSMS_EXOTEL__RECONCILE_AFTER_SECONDS="1")
     fake.fail(lose_callback=True)
     fake.webhook(f"{proc.url}/exotel/webhook", "ECHO Order 11 is out for delivery. -ACME")
@@ -331,7 +333,7 @@ def test_a_lost_callback_is_reconciled_from_exotel_s_details(setup) -> None:  # 
     assert "reconciled: sent" in proc.log()
 
 
-def test_malformed_webhooks_and_callbacks_get_a_4xx_with_a_reason(setup) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_webhooks_and_callbacks_get_a_4xx_with_a_reason(setup: Setup) -> None:
     proc, _ = setup()
     json_type = {"content-type": "application/json"}
     deep = b'{"SmsSid": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
@@ -375,7 +377,7 @@ def test_malformed_webhooks_and_callbacks_get_a_4xx_with_a_reason(setup) -> None
     assert "Traceback" not in proc.log()
 
 
-def test_fuzzed_webhook_and_status_bodies_never_get_a_5xx(setup) -> None:  # type: ignore[no-untyped-def]
+def test_fuzzed_webhook_and_status_bodies_never_get_a_5xx(setup: Setup) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from exosms.store.base import Store
 from exosms.store.database import Database
 from exosms.store.postgres import PostgresStore
 from exosms.store.sqlite import SqliteStore
 from exosms.store.urls import parse_database_url
+
+OpenedStore = SqliteStore | PostgresStore  # a store with its services (.inbox, .outbox)
 
 
 def open_database(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Database:
@@ -18,12 +19,12 @@ def open_database(database_url: str, *, pool_size: int = 10, timeout: float = 5.
     return Database(store=store, outbox=store.outbox, inbox=store.inbox)
 
 
-def open_store(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Store:
+def open_store(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> OpenedStore:
     """Only the hot-path store of ``database_url`` (what the reply engine needs)."""
     return _store(database_url, pool_size, timeout)
 
 
-def _store(database_url: str, pool_size: int, timeout: float) -> SqliteStore | PostgresStore:
+def _store(database_url: str, pool_size: int, timeout: float) -> OpenedStore:
     parsed = parse_database_url(database_url)
     if parsed.backend == "sqlite":
         return SqliteStore(parsed)
