@@ -139,6 +139,94 @@ class RulesContext:
     check_imports: bool = True
 
 
+Report = Callable[..., None]  # problem(message, hint="")
+
+
+def _check_keys(data: Mapping[str, Any], problem: Report) -> None:
+    for key in data:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            problem(f"unknown key {key!r}", f"did you mean {close[0]!r}?" if close else "")
+
+
+def _check_match_and_action(
+    data: Mapping[str, Any], context: RulesContext, problem: Report
+) -> bool:
+    """One way to match and one action; False for a python rule (nothing more to check)."""
+    matches = [k for k in MATCH_KEYS if data.get(k) not in (None, False)]
+    actions = [k for k in ACTION_KEYS if data.get(k) not in (None, False)]
+    if len(matches) != 1:
+        problem(
+            "needs exactly one of keyword, regex, default = true, python"
+            + (f" (has {', '.join(matches)})" if matches else ""),
+            'e.g. keyword = "ORDER"',
+        )
+    if "python" in matches:
+        if actions:
+            problem("a python rule includes a Router: it takes no action of its own")
+        elif context.check_imports and data["python"] != "app":
+            from exosms.loading import AppLoadError, load_router
+
+            try:
+                load_router(str(data["python"]))
+            except AppLoadError as error:
+                problem(str(error))
+        return False
+    if len(actions) != 1:
+        problem(
+            "needs exactly one action: reply, no_reply = true, upstream or handler"
+            + (f" (has {', '.join(actions)})" if actions else ""),
+            'e.g. reply = "Thanks, we got your message."',
+        )
+    return True
+
+
+def _check_keywords(data: Mapping[str, Any], problem: Report) -> None:
+    keyword = data.get("keyword")
+    if keyword is not None:
+        for word in [str(keyword), *_as_list(data.get("aliases"))]:
+            if not word or re.search(r"[\s,:;.]", word):
+                problem(f"keyword {word!r} must be one word without spaces or , : ; .")
+    elif data.get("aliases") is not None:
+        problem("aliases need a keyword")
+    if data.get("only_keyword") and keyword is None:
+        problem("only_keyword needs a keyword")
+
+
+def _check_regex(spec: RuleSpec, problem: Report) -> list[str]:
+    """Compile the rule's regex (kept on ``spec``); its named groups are variables."""
+    if "regex" not in spec.data:
+        return []
+    try:
+        spec.pattern = re.compile(str(spec.data["regex"]), re.IGNORECASE)
+    except re.error as error:
+        problem(f"the regex does not compile: {error}", "escape ( ) [ ] . ? * + with \\")
+        return []
+    return list(spec.pattern.groupindex)
+
+
+def _check_handler(handler: Any, problem: Report) -> None:
+    try:
+        target = _import(str(handler))
+    except ValueError as error:
+        problem(str(error))
+        return
+    if not callable(target):
+        problem(f"handler {handler!r} is not a function")
+
+
+def _check_state(data: Mapping[str, Any], problem: Report) -> None:
+    if "state_ttl" in data:
+        try:
+            if parse_duration(data["state_ttl"]) <= 0:
+                problem("state_ttl must be positive")
+        except ValueError as error:
+            problem(str(error))
+    for key in ("state", "set_state"):
+        if key in data and not isinstance(data[key], str):
+            problem(f"{key} must be text")
+
+
 def _import(spec: str) -> Any:
     from exosms.loading import AppLoadError, load_object
 
@@ -212,52 +300,11 @@ class RulesFile:
         def problem(message: str, hint: str = "") -> None:
             self._problem(spec.line, label, message, hint)
 
-        for key in data:
-            if key not in KNOWN_KEYS:
-                close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
-                problem(f"unknown key {key!r}", f"did you mean {close[0]!r}?" if close else "")
-        matches = [k for k in MATCH_KEYS if data.get(k) not in (None, False)]
-        actions = [k for k in ACTION_KEYS if data.get(k) not in (None, False)]
-        if len(matches) != 1:
-            problem(
-                "needs exactly one of keyword, regex, default = true, python"
-                + (f" (has {', '.join(matches)})" if matches else ""),
-                'e.g. keyword = "ORDER"',
-            )
-        if "python" in matches:
-            if actions:
-                problem("a python rule includes a Router: it takes no action of its own")
-            elif context.check_imports and data["python"] != "app":
-                try:
-                    from exosms.loading import AppLoadError, load_router
-
-                    load_router(str(data["python"]))
-                except AppLoadError as error:
-                    problem(str(error))
-            return
-        if len(actions) != 1:
-            problem(
-                "needs exactly one action: reply, no_reply = true, upstream or handler"
-                + (f" (has {', '.join(actions)})" if actions else ""),
-                'e.g. reply = "Thanks, we got your message."',
-            )
-        groups: list[str] = []
-        keyword = data.get("keyword")
-        if keyword is not None:
-            words = [str(keyword), *_as_list(data.get("aliases"))]
-            for word in words:
-                if not word or re.search(r"[\s,:;.]", word):
-                    problem(f"keyword {word!r} must be one word without spaces or , : ; .")
-        elif data.get("aliases") is not None:
-            problem("aliases need a keyword")
-        if data.get("only_keyword") and keyword is None:
-            problem("only_keyword needs a keyword")
-        if "regex" in data:
-            try:
-                spec.pattern = re.compile(str(data["regex"]), re.IGNORECASE)
-                groups = list(spec.pattern.groupindex)
-            except re.error as error:
-                problem(f"the regex does not compile: {error}", "escape ( ) [ ] . ? * + with \\")
+        _check_keys(data, problem)
+        if not _check_match_and_action(data, context, problem):
+            return  # a python rule: its Router holds the rest
+        _check_keywords(data, problem)
+        groups = _check_regex(spec, problem)
         known = (*VARIABLES, *groups)
         for key in ("reply", "fallback"):
             template = data.get(key)
@@ -270,21 +317,8 @@ class RulesFile:
         if "upstream" in data:
             self._check_upstream(data["upstream"], known, problem)
         if "handler" in data and context.check_imports:
-            try:
-                target = _import(str(data["handler"]))
-                if not callable(target):
-                    problem(f"handler {data['handler']!r} is not a function")
-            except ValueError as error:
-                problem(str(error))
-        if "state_ttl" in data:
-            try:
-                if parse_duration(data["state_ttl"]) <= 0:
-                    problem("state_ttl must be positive")
-            except ValueError as error:
-                problem(str(error))
-        for key in ("state", "set_state"):
-            if key in data and not isinstance(data[key], str):
-                problem(f"{key} must be text")
+            _check_handler(data["handler"], problem)
+        _check_state(data, problem)
         try:
             spec.scope = Scope.build(
                 _as_list(data.get("to")) or None,

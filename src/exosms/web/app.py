@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from exosms.logs import quieten_logging_overhead
 from exosms.routing import Router
 from exosms.rules import RulesError, router_from_settings, rules_source
 from exosms.sending import OutboxWorker, worker_from_settings
-from exosms.store import Database, StoreUnavailable, open_database
+from exosms.store import Database, Store, StoreUnavailable, open_database
 from exosms.upstream import close_clients
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
@@ -112,55 +112,20 @@ def create_app(
         for running in worker:
             running.client.registry = gate.registry
 
-    async def watch_templates() -> None:
-        # `exosms dlt import` writes to the database; every process picks the change up.
-        version = await store.templates_version()
-        while True:
-            await asyncio.sleep(settings.dlt.reload_seconds)
-            try:
-                latest = await store.templates_version()
-                if latest != version:
-                    await load_templates()
-                    version = latest
-                    log.info("DLT templates reloaded: %d approved", len(gate.registry))
-            except StoreUnavailable as error:
-                log.warning("could not check for new DLT templates: %s", error)
-
-    async def watch_rules(path: Path, rebuild: Callable[[], Router]) -> None:
-        changed = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, changed.set)
-        seen = _mtime(path)
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), settings.rules_reload_seconds)
-            now = _mtime(path)
-            if not changed.is_set() and now == seen:
-                continue
-            changed.clear()
-            seen = now
-            try:
-                engine.router = await asyncio.to_thread(rebuild)
-            except RulesError as error:
-                for problem in error.problems:
-                    log.error("rules not reloaded: %s", problem)
-                log.error("rules not reloaded: the previous rules stay in force")
-            except AppLoadError as error:
-                log.error("rules not reloaded: %s; the previous rules stay in force", error)
-            else:
-                log.info("rules reloaded from %s: %d rules", path, len(engine.router.rules))
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await database.open()
         await engine.start()
         await load_templates()
-        watcher = asyncio.create_task(watch_templates())
+        watcher = asyncio.create_task(
+            _watch_templates(store, settings.dlt.reload_seconds, load_templates, gate)
+        )
         # The overview's first read of a week of messages is the slow one: do it now.
         warm = asyncio.create_task(inbox.warm_up()) if settings.inbox.enabled else None
         rules_watcher = (
-            asyncio.create_task(watch_rules(watch, rebuild_router))
+            asyncio.create_task(
+                _watch_rules(engine, watch, rebuild_router, settings.rules_reload_seconds)
+            )
             if watch is not None and rebuild_router is not None
             else None
         )
@@ -273,6 +238,53 @@ class _NotFound:
                 )
         if scope["type"] == "http":
             await response(scope, receive, send)
+
+
+async def _watch_templates(
+    store: Store, every: float, load: Callable[[], Awaitable[None]], gate: DltGate
+) -> None:
+    """`exosms dlt import` writes to the database; every process picks the change up."""
+    version = await store.templates_version()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            latest = await store.templates_version()
+            if latest != version:
+                await load()
+                version = latest
+                log.info("DLT templates reloaded: %d approved", len(gate.registry))
+        except StoreUnavailable as error:
+            log.warning("could not check for new DLT templates: %s", error)
+
+
+async def _watch_rules(
+    engine: ReplyEngine, path: Path, rebuild: Callable[[], Router], every: float
+) -> None:
+    """Rebuild the router when ``path`` changes or the process gets SIGHUP; a rebuild that
+    fails leaves the running router in place."""
+    changed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, changed.set)
+    seen = _mtime(path)
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), every)
+        now = _mtime(path)
+        if not changed.is_set() and now == seen:
+            continue
+        changed.clear()
+        seen = now
+        try:
+            engine.router = await asyncio.to_thread(rebuild)
+        except RulesError as error:
+            for problem in error.problems:
+                log.error("rules not reloaded: %s", problem)
+            log.error("rules not reloaded: the previous rules stay in force")
+        except AppLoadError as error:
+            log.error("rules not reloaded: %s; the previous rules stay in force", error)
+        else:
+            log.info("rules reloaded from %s: %d rules", path, len(engine.router.rules))
 
 
 def _mtime(path: Path) -> float | None:
