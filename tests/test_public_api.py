@@ -32,8 +32,23 @@ def test_public_names_are_exactly_these() -> None:
 
 
 def test_public_api_has_docstrings() -> None:
-    for name in PUBLIC:
-        assert getattr(exosms, name).__doc__, f"exosms.{name} has no docstring"
+    import importlib
+    import inspect
+
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            assert obj.__doc__, f"{module_name}.{name} has no docstring"
+            if not inspect.isclass(obj):
+                continue
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or attr == "settings_customise_sources":  # pydantic's
+                    continue
+                function = member.fget if isinstance(member, property) else member
+                function = getattr(function, "__func__", function)
+                if inspect.isfunction(function):
+                    assert function.__doc__, f"{module_name}.{name}.{attr} has no docstring"
 
 
 def test_import_does_no_work() -> None:

@@ -80,6 +80,7 @@ class Template:
 
     @property
     def is_approved(self) -> bool:
+        """Whether the DLT portal's status lets the template be used."""
         return self.status.strip().lower() in ("approved", "active", "")
 
 
@@ -307,6 +308,7 @@ class TemplateRegistry:
         return (c.template for c in self._by_id.values())
 
     def add(self, template: Template) -> None:
+        """Add (or replace, by id) an approved template; others are ignored."""
         if not template.is_approved:
             return
         if template.template_id in self._by_id:
@@ -329,6 +331,7 @@ class TemplateRegistry:
         bucket.remove(compiled)
 
     def get(self, id_or_name: str) -> CompiledTemplate | None:
+        """The template with this id or name, if registered."""
         return self._by_id.get(id_or_name) or self._by_name.get(id_or_name)
 
     def _candidates(self, text: str) -> list[CompiledTemplate]:

@@ -128,10 +128,12 @@ class Router:
 
     @property
     def rules(self) -> tuple[Rule, ...]:
+        """Every rule in the order they are tried, the default last."""
         return tuple(self._rules) + ((self._default,) if self._default else ())
 
     @property
     def uses_sessions(self) -> bool:
+        """Whether any rule reads or sets conversation state."""
         return self._sessions or any(r.scope.state is not None for r in self.rules)
 
     def keyword(

@@ -36,6 +36,7 @@ class Segments:
 
     @property
     def count(self) -> int:
+        """How many SMS parts the text takes."""
         return len(self.parts)
 
 

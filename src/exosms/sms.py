@@ -113,6 +113,7 @@ class Reply:
 
     @property
     def is_empty(self) -> bool:
+        """No text: the message gets no reply."""
         return self.text == ""
 
     @classmethod

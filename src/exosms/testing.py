@@ -88,10 +88,12 @@ class TurnResult:
 
     @property
     def reply(self) -> str | None:
+        """The reply the server gave (None: no reply)."""
         return self.check.reply
 
     @property
     def matches(self) -> bool:
+        """Whether the reply is the one the script expects."""
         if not self.turn.is_checked:
             return True
         if self.turn.expect is None:
@@ -104,6 +106,7 @@ class TurnResult:
 
     @property
     def ok(self) -> bool:
+        """Expected reply, and the exchange kept Exotel's contract."""
         return self.matches and self.check.ok
 
     def explain(self) -> str:

@@ -140,6 +140,7 @@ class SendResult:
 
     @property
     def is_sent(self) -> bool:
+        """Exotel took the SMS: it has a sid and no error."""
         return bool(self.sid) and self.error is None
 
 
@@ -244,6 +245,7 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the HTTP client, if this client made it."""
         if self._owns_http:
             await self._http.aclose()
 

@@ -24,7 +24,9 @@ class Database:
     inbox: InboxQueries
 
     async def open(self) -> None:
+        """Connect (and on SQLite start the writer thread)."""
         await self.store.open()
 
     async def close(self) -> None:
+        """Finish pending writes and disconnect."""
         await self.store.close()
