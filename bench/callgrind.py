@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import revisions
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -129,12 +130,7 @@ def main() -> None:
     versions: list[tuple[str, Path | None]] = [("now", None)]
     worktree = None
     if args.compare:
-        worktree = Path(tempfile.mkdtemp(prefix="exosms-callgrind-rev-")) / "tree"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.compare],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        worktree = revisions.checkout(args.compare)
         versions.append((args.compare, worktree / "src"))
     results: dict[str, list[float]] = {name: [] for name, _ in versions}
     try:
@@ -144,10 +140,7 @@ def main() -> None:
                 print(f"{name}: {results[name][-1]:,.0f} instructions per SMS", file=sys.stderr)
     finally:
         if worktree is not None:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                check=False,
-            )
+            revisions.remove(worktree)
     print(f"| version | instructions per SMS (median of {args.runs}) | runs |")
     print("|---|---|---|")
     for name, values in results.items():

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import revisions
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
@@ -291,12 +293,7 @@ def main() -> None:
     versions = [("", bench_env)]
     worktree = None
     if args.compare:
-        worktree = Path(tempfile.mkdtemp(prefix="exosms-bench-rev-")) / "tree"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.compare],
-            check=True,
-            capture_output=True,
-        )
+        worktree = revisions.checkout(args.compare)
         # That revision's package first on the path: it shadows this checkout's editable one.
         versions.append(
             (f"@{args.compare}", {"PYTHONPATH": f"{worktree / 'src'}{os.pathsep}{BENCH}"})
@@ -329,10 +326,7 @@ def main() -> None:
         for pg_url in pg_urls:
             drop_pg(pg_url)
         if worktree is not None:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                check=False,
-            )
+            revisions.remove(worktree)
     stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
     machine = (
         f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
