@@ -7,6 +7,7 @@ inbox (GET only). Off (404) while the inbox is off. The OpenAPI description is s
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -279,6 +280,7 @@ def dataclass_properties(cls: type, **changes: dict[str, Any]) -> dict[str, Any]
     return properties
 
 
+@functools.cache  # built once per process: pydantic derives part of it
 def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         if schema.get("type") == "string" and "enum" not in schema:

@@ -138,7 +138,7 @@ def parse_int(
         raise BadFilter(f"{name}: not a whole number")
     digits = value[1:] if value.startswith("-") else value
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
-        raise BadFilter(f"{name}: {value[:40]!r} is not a whole number") from None
+        raise BadFilter(f"{name}: {value[:40]!r} is not a whole number")
     number = int(value)
     if not low <= number <= high:
         raise BadFilter(f"{name}: must be between {low} and {high}")

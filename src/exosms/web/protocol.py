@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,11 +74,6 @@ class EdgeLimits:
         )
 
 
-def _host(protocol: object) -> object:
-    client = getattr(protocol, "client", None)
-    return client[0] if client else None
-
-
 class _Refused(Exception):
     """Raised inside a parser callback to stop parsing and answer ``status``."""
 
@@ -103,14 +99,17 @@ def refusal(status: int, reason: str) -> bytes:
 
 def protocol_factory(limits: EdgeLimits) -> Callable[..., HttpToolsProtocol]:
     """What uvicorn's ``http=`` takes: builds a :class:`GuardedHttpToolsProtocol` per
-    connection with ``limits`` (a picklable partial, so ``--workers`` can carry it)."""
-    return functools.partial(GuardedHttpToolsProtocol, limits=limits)
+    connection with ``limits`` and the process's count of open connections per address (a
+    picklable partial, so ``--workers`` carries it: each worker counts its own)."""
+    return functools.partial(GuardedHttpToolsProtocol, limits=limits, peers=Counter())
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    def __init__(self, *args: Any, limits: EdgeLimits, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: EdgeLimits, peers: Counter[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
+        self._peers = peers  # open connections per client address, shared by the process
+        self._peer: str | None = None  # this connection's address, while it is counted
         self._proxies = tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in limits.trusted_proxies
         )
@@ -133,12 +132,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         host = self.client[0] if self.client else None
         if host is None or self._trusted(host):
             return
-        same = sum(1 for other in self.connections if _host(other) == host)
-        if same > self.limits.max_connections_per_address:
+        self._peer = host
+        self._peers[host] += 1
+        if self._peers[host] > self.limits.max_connections_per_address:
             self._refuse(503, "too many connections from one address")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._peer is not None:
+            self._peers[self._peer] -= 1
+            if not self._peers[self._peer]:
+                del self._peers[self._peer]
+            self._peer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -184,10 +189,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._head_bytes = 0
-        path = self.url.split(b"?", 1)[0].decode("latin-1")
-        if any(path.startswith(prefix) for prefix in self.limits.upload_paths):
-            self._body_limit = self.limits.max_upload_bytes
-            self._arm(self.limits.upload_timeout, idle=False)
+        if self.limits.upload_paths:
+            path = self.url.split(b"?", 1)[0].decode("latin-1")
+            if path.startswith(self.limits.upload_paths):
+                self._body_limit = self.limits.max_upload_bytes
+                self._arm(self.limits.upload_timeout, idle=False)
         for name, value in self.headers:
             if name == b"content-length" and value.isdigit() and int(value) > self._body_limit:
                 self._stop(413, f"body longer than {self._body_limit} bytes")
