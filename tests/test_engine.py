@@ -14,6 +14,7 @@ from exosms import IncomingSms, Match, Reply, Router
 from exosms.engine import ReplyEngine
 from exosms.exotel.applet import AppletRequest
 from exosms.outcomes import Outcome
+from exosms.result import Result
 from exosms.store import Completion, Store, StoreUnavailable, open_store
 from exosms.store.migrate import upgrade_async
 
@@ -122,7 +123,7 @@ async def test_waits_for_another_process_then_replays_its_answer(store: Store) -
     async def other_finishes() -> None:
         await asyncio.sleep(0.15)
         await store.complete(
-            Completion("c3", "from the other process", "x", "replied", 1, None, time.time())
+            Completion("c3", Result("from the other process", "x", "replied", 1), time.time())
         )
 
     _, answer = await asyncio.gather(

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from exosms.result import Result
 from exosms.store import ClaimLost, ClaimStatus, Completion, NewMessage
 from exosms.store.opening import OpenedStore
 
@@ -29,7 +30,7 @@ def message(sid: str, body: str = "hello", at: float | None = None) -> NewMessag
 
 
 def done(sid: str, reply: str | None, outcome: str = "replied") -> Completion:
-    return Completion(sid, reply, "echo", outcome, 1.5, None, time.time())
+    return Completion(sid, Result(reply, "echo", outcome, 1.5), time.time())
 
 
 async def test_first_claim_wins_and_stores_the_message(store: OpenedStore) -> None:
@@ -189,14 +190,14 @@ async def test_sessions_are_saved_with_the_answer_and_expire(store: OpenedStore)
     await store.claim(message("ss1"), "me", time.time() + 5)
     session = SessionWrite("+919052161119", "56070", '{"state": "menu"}', time.time() + 60)
     await store.complete(
-        Completion("ss1", "menu", "menu", "replied", 1, None, time.time(), session=session)
+        Completion("ss1", Result("menu", "menu", "replied", 1), time.time(), session=session)
     )
     assert await store.load_session("+919052161119", "56070") == {"state": "menu"}
     assert await store.load_session("+919052161119", "56071") is None
     await store.claim(message("ss2"), "me", time.time() + 5)
     expired = SessionWrite("+919052161119", "56070", '{"state": "x"}', time.time() - 1)
     await store.complete(
-        Completion("ss2", None, None, "no_reply", 1, None, time.time(), session=expired)
+        Completion("ss2", Result(None, None, "no_reply", 1), time.time(), session=expired)
     )
     assert await store.load_session("+919052161119", "56070") is None
 

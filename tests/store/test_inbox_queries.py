@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from exosms.result import Result
 from exosms.store import Completion, NewMessage
 from exosms.store.inbox import Filters
 from exosms.store.opening import OpenedStore
@@ -47,14 +48,8 @@ async def receive(
     await store.complete(
         Completion(
             sid,
-            reply,
-            rule,
-            outcome,
-            2.0,
-            None,
+            Result(reply, rule, outcome, 2.0, template_id=template, dlt_reason=dlt_reason),
             at + 0.004,
-            dlt_template_id=template,
-            dlt_reason=dlt_reason,
         )
     )
 

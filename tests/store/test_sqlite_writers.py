@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from exosms.result import Result
 from exosms.store import Completion, NewMessage, open_database
 from exosms.store.migrate import upgrade_async
 
@@ -35,7 +36,7 @@ async def test_cold_path_writes_beside_the_writer_thread_all_land(tmp_path: Path
         async def hot(n: int) -> None:
             await db.store.claim(_message(n), "me", time.time() + 5)
             await db.store.complete(
-                Completion(f"w{n}", f"reply {n}", "echo", "replied", 1.0, None, time.time())
+                Completion(f"w{n}", Result(f"reply {n}", "echo", "replied", 1.0), time.time())
             )
 
         async def cold(n: int) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from exosms.dlt import Template
 from exosms.guards import GuardQuery, GuardState
+from exosms.result import Result
 
 OWNER_LEASE = 5.0  # seconds a process's claims stay its own after its last lease renewal
 
@@ -106,39 +107,38 @@ class OutboxWrite:
 
 @dataclass(slots=True)
 class Completion:
-    """The answer for one SmsSid, written once."""
+    """The answer for one SmsSid, written once: the result and what is saved beside it."""
 
     sms_sid: str
-    reply: str | None
-    rule: str | None
-    outcome: str
-    handler_ms: float | None
-    error: str | None
+    result: Result
     answered_at: float
-    reply_encoding: str | None = None
-    reply_units: int | None = None
-    reply_parts: int | None = None
-    dlt_template_id: str | None = None
-    dlt_reason: str | None = None
-    guard: str | None = None
     session: SessionWrite | None = None  # saved in the same transaction as the answer
     outbox: OutboxWrite | None = None  # queued in the same transaction (webhook replies)
 
+    @property
+    def reply(self) -> str | None:
+        return self.result.reply
+
+    @property
+    def outcome(self) -> str:
+        return self.result.outcome
+
     def row(self) -> tuple[Any, ...]:
         """The values of the answer's UPDATE, in the order the stores write them."""
+        r = self.result
         return (
-            self.reply,
-            self.rule,
-            self.outcome,
-            self.handler_ms,
-            self.error,
+            r.reply,
+            r.rule,
+            r.outcome,
+            r.handler_ms,
+            r.error,
             self.answered_at,
-            self.reply_encoding,
-            self.reply_units,
-            self.reply_parts,
-            self.dlt_template_id,
-            self.dlt_reason,
-            self.guard,
+            r.encoding,
+            r.units,
+            r.parts,
+            r.template_id,
+            r.dlt_reason,
+            r.guard,
             self.sms_sid,
         )
 

@@ -11,7 +11,6 @@ import functools
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -232,7 +231,7 @@ class Api:
         trial = await try_message(
             self.inbox.engine, self.inbox.queries, sender, recipient, data["body"]
         )
-        return _ok(asdict(trial))
+        return _ok(trial.as_dict())
 
     async def openapi(self, request: Request) -> Response:
         if self.inbox.signer is None:

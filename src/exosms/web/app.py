@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exosms.config import Settings, load_settings, resolve_config_file
 from exosms.dlt import TemplateRegistry
-from exosms.engine import DltGate, ReplyEngine
+from exosms.engine import ReplyEngine
+from exosms.gate import DltGate
 from exosms.guards import Guards
 from exosms.loading import AppLoadError
 from exosms.logs import quieten_logging_overhead
@@ -85,6 +86,8 @@ def create_app(
     """
     store = database.store
     gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
+    late = settings.late_replies
+    sends_late = late == "api" or (late == "auto" and settings.exotel.is_configured)
     engine = ReplyEngine(
         store,
         router,
@@ -96,10 +99,8 @@ def create_app(
         guards=Guards(settings.guards),
         max_concurrent_handlers=settings.max_concurrent_handlers,
         handler_threads=settings.handler_threads,
+        late_replies=(lambda: wake_outbox()) if sends_late else None,
     )
-    late = settings.late_replies
-    if late == "api" or (late == "auto" and settings.exotel.is_configured):
-        engine.late_replies = lambda: wake_outbox()
 
     async def load_templates() -> None:
         templates = await store.load_templates()

@@ -40,7 +40,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from exosms.config import Settings
-from exosms.engine import ReplyEngine
+from exosms.engine import ReplyEngine, Trial
 from exosms.passwords import signing_key, verify_password
 from exosms.store.base import StoreUnavailable
 from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Filters, InboxQueries
@@ -566,7 +566,8 @@ class Inbox:
         elif len(sender) > 64 or len(recipient) > 64:
             error = "numbers have at most 64 characters"
         else:
-            result = await try_message(self.engine, self.queries, sender, recipient, body)
+            trial = await try_message(self.engine, self.queries, sender, recipient, body)
+            result = trial.as_dict()
         return self.page(
             "try.html",
             400 if error else 200,
@@ -603,7 +604,7 @@ class Inbox:
 
 async def try_message(
     engine: ReplyEngine, queries: InboxQueries, sender: str, recipient: str, body: str
-) -> Any:
+) -> Trial:
     from exosms.numbers import normalise
 
     opted = await queries.is_opted_out(normalise(sender), normalise(recipient))
