@@ -20,7 +20,8 @@ from exosms.passwords import (
     hash_password,
     verify_password,
 )
-from exosms.store.inbox import _bucket, _histogram_percentiles, search_terms
+from exosms.store.inbox import search_terms
+from exosms.store.stats import _bucket, _histogram_percentiles
 from exosms.web.inbox import BadFilter, parse_filters
 from exosms.web.present import spreadsheet_safe
 

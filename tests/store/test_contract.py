@@ -308,13 +308,13 @@ async def test_login_checks_are_reserved_atomically(store: OpenedStore) -> None:
     import asyncio
 
     waits = await asyncio.gather(
-        *(store.inbox.reserve_login("203.0.113.9", 5, 900) for _ in range(30))
+        *(store.logins.reserve_login("203.0.113.9", 5, 900) for _ in range(30))
     )
     assert waits.count(0.0) == 5
     assert all(899 <= w <= 900 for w in waits if w)
-    assert await store.inbox.reserve_login("198.51.100.1", 5, 900) == 0.0  # per address
-    await store.inbox.login_succeeded("203.0.113.9")
-    assert await store.inbox.reserve_login("203.0.113.9", 5, 900) == 0.0
+    assert await store.logins.reserve_login("198.51.100.1", 5, 900) == 0.0  # per address
+    await store.logins.login_succeeded("203.0.113.9")
+    assert await store.logins.reserve_login("203.0.113.9", 5, 900) == 0.0
 
 
 async def test_login_checks_are_also_bounded_per_account_across_addresses(
@@ -324,14 +324,14 @@ async def test_login_checks_are_also_bounded_per_account_across_addresses(
 
     waits = await asyncio.gather(
         *(
-            store.inbox.reserve_login(f"203.0.113.{n}", 5, 900, account=("admin", 12))
+            store.logins.reserve_login(f"203.0.113.{n}", 5, 900, account=("admin", 12))
             for n in range(40)  # one guess from each of 40 addresses
         )
     )
     assert waits.count(0.0) == 12
     assert all(899 <= w <= 900 for w in waits if w)
     # A locked account refuses a fresh address too, and an address's own limit still holds.
-    assert await store.inbox.reserve_login("198.51.100.7", 5, 900, account=("admin", 12)) > 0
-    assert await store.inbox.reserve_login("198.51.100.7", 5, 900, account=("other", 12)) == 0
-    await store.inbox.login_succeeded("203.0.113.1", "admin")
-    assert await store.inbox.reserve_login("198.51.100.7", 5, 900, account=("admin", 12)) == 0
+    assert await store.logins.reserve_login("198.51.100.7", 5, 900, account=("admin", 12)) > 0
+    assert await store.logins.reserve_login("198.51.100.7", 5, 900, account=("other", 12)) == 0
+    await store.logins.login_succeeded("203.0.113.1", "admin")
+    assert await store.logins.reserve_login("198.51.100.7", 5, 900, account=("admin", 12)) == 0

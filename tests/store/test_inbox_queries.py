@@ -190,13 +190,13 @@ async def test_stats_count_hours_outcomes_latency_and_words(filled: OpenedStore)
 
 
 async def test_login_sessions_end_at_logout_and_expiry(store: OpenedStore) -> None:
-    await store.inbox.create_session("token-1", "csrf-1", 60)
-    await store.inbox.create_session("token-2", "csrf-2", -1)  # already expired
-    assert await store.inbox.session_csrf("token-1") == "csrf-1"
-    assert await store.inbox.session_csrf("token-2") is None
-    assert await store.inbox.session_csrf("csrf-1") is None
-    await store.inbox.end_session("token-1")
-    assert await store.inbox.session_csrf("token-1") is None
+    await store.logins.create_session("token-1", "csrf-1", 60)
+    await store.logins.create_session("token-2", "csrf-2", -1)  # already expired
+    assert await store.logins.session_csrf("token-1") == "csrf-1"
+    assert await store.logins.session_csrf("token-2") is None
+    assert await store.logins.session_csrf("csrf-1") is None
+    await store.logins.end_session("token-1")
+    assert await store.logins.session_csrf("token-1") is None
 
 
 async def test_prune_takes_empty_conversations_away(filled: OpenedStore) -> None:

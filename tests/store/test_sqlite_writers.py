@@ -42,7 +42,7 @@ async def test_cold_path_writes_beside_the_writer_thread_all_land(tmp_path: Path
         async def cold(n: int) -> None:
             await db.outbox.enqueue(f"+9190000{n:05d}", f"sent by hand {n}")
             await db.store.set_optout(f"+9191{n:08d}", "*", True)
-            assert await db.inbox.reserve_login(f"10.0.{n // 250}.{n % 250}", 5, 900) == 0.0
+            assert await db.logins.reserve_login(f"10.0.{n // 250}.{n % 250}", 5, 900) == 0.0
 
         await asyncio.gather(*(hot(n) for n in range(400)), *(cold(n) for n in range(150)))
     finally:

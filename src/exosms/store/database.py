@@ -2,8 +2,8 @@
 
 The reply engine needs only the hot path (:class:`~exosms.store.base.Store`: claims,
 answers, sessions, opt-outs, templates); the outbox worker only the :class:`Outbox`; the
-inbox pages and the API only the read model (:class:`InboxQueries`). Each is given just
-that. They share one connection pool, opened and closed here.
+inbox pages and the API only the read model (:class:`InboxQueries`) and the logins
+(:class:`Logins`). Each is given just that. They share one connection pool, opened and closed here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from exosms.store.base import Store
 from exosms.store.inbox import InboxQueries
+from exosms.store.logins import Logins
 from exosms.store.outbox import Outbox
 
 
@@ -22,6 +23,7 @@ class Database:
     store: Store
     outbox: Outbox
     inbox: InboxQueries
+    logins: Logins
 
     async def open(self) -> None:
         """Connect (and on SQLite start the writer thread)."""

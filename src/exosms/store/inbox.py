@@ -6,23 +6,18 @@ Text search uses SQLite FTS5 or PostgreSQL full-text search (see migration 0007)
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import math
-import time
 import unicodedata
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.outcomes import STORED_OUTCOMES
-from exosms.store.base import StoredMessage, StoreUnavailable
+from exosms.store.base import StoredMessage
 from exosms.store.schema import MESSAGE_COLUMNS
+from exosms.store.stats import Overview, Stats
+from exosms.store.textsql import execute, fetch_all
 
 COLUMNS = ", ".join(f"m.{name}" for name in MESSAGE_COLUMNS)
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in STORED_OUTCOMES)
@@ -83,22 +78,6 @@ class Conversation:
     guard: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """The overview: the last ``days`` days, in hours of the display time zone."""
-
-    since: float
-    hours: list[float]  # the start of each hour, epoch seconds
-    per_hour: dict[str, list[int]]  # outcome -> count in each hour
-    outcomes: dict[str, int]
-    latency_ms: dict[str, float | None]  # p50, p90, p99 of receipt-to-answer time
-    handler_ms: dict[str, float | None]
-    top_keywords: list[tuple[str, int]]
-    top_rules: list[tuple[str, int]]
-    total: int
-    computed_ms: float = 0.0
-
-
 def search_terms(text_: str) -> list[str]:
     """The words of a search box: letters, digits and combining marks (Devanagari's vowel
     signs belong to their word), lower-cased; everything else separates words."""
@@ -131,25 +110,13 @@ class InboxQueries:
         self.engine = engine
         self._refresh = refresh
         self.postgres = engine.dialect.name == "postgresql"
-        self._stats_cache: tuple[float, tuple[int, float], Stats] | None = None
-        self._stats_lock = asyncio.Lock()
-        self._login_lock = asyncio.Lock()  # one reservation at a time in this process
-        self._hours: dict[float, _Hour] = {}
-        self._hours_offset: float | None = None
+        self._overview = Overview(engine)
 
     async def _all(self, sql: str, **params: Any) -> Sequence[Any]:
-        try:
-            async with self.engine.connect() as conn:
-                return (await conn.execute(text(sql), params)).all()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return await fetch_all(self.engine, sql, **params)
 
     async def _write(self, sql: str, **params: Any) -> int:
-        try:
-            async with self.engine.begin() as conn:
-                return (await conn.execute(text(sql), params)).rowcount
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
+        return await execute(self.engine, sql, **params)
 
     # -- conversations ------------------------------------------------------------------
 
@@ -435,88 +402,7 @@ class InboxQueries:
         self, *, days: int = 7, utc_offset: float = 0.0, max_age: float = 30.0
     ) -> Stats:
         """The overview, computed at most once per ``max_age`` seconds per process."""
-        now = time.time()
-        key = (days, utc_offset)
-        cached = self._stats_cache
-        if cached is not None and cached[1] == key and now - cached[0] < max_age:
-            return cached[2]
-        async with self._stats_lock:
-            cached = self._stats_cache
-            if cached is not None and cached[1] == key and time.time() - cached[0] < max_age:
-                return cached[2]
-            stats = await self._compute_stats(days, utc_offset)
-            self._stats_cache = (time.time(), key, stats)
-            return stats
-
-    async def _compute_stats(self, days: int, utc_offset: float) -> Stats:
-        """Hours that ended more than two hours ago are read once and kept (per process);
-        only the recent hours are read again. A million messages cost one slow first read."""
-        started = time.perf_counter()
-        now = time.time()
-        # Whole hours of the display zone (India is UTC+5:30: its hours start at :30 UTC).
-        this_hour = (now + utc_offset) // 3600 * 3600 - utc_offset
-        first = this_hour - (days * 24 - 1) * 3600
-        hours = [first + 3600 * i for i in range(days * 24)]
-        if self._hours_offset != utc_offset:
-            self._hours = {}
-            self._hours_offset = utc_offset
-        settled = this_hour - 2 * 3600  # older hours no longer change (answers take seconds)
-        missing = [hour for hour in hours if hour not in self._hours or hour >= settled]
-        if missing:
-            fresh = await self._read_hours(min(missing), utc_offset)
-            for hour in missing:
-                self._hours[hour] = fresh.get(hour, _Hour())
-        for hour in [hour for hour in self._hours if hour < first]:
-            del self._hours[hour]
-        per_hour: dict[str, list[int]] = {}
-        outcomes: Counter[str] = Counter()
-        latency: Counter[int] = Counter()
-        handler: Counter[int] = Counter()
-        words: Counter[str] = Counter()
-        rules: Counter[str] = Counter()
-        for index, hour in enumerate(hours):
-            data = self._hours[hour]
-            for outcome, count in data.outcomes.items():
-                per_hour.setdefault(outcome, [0] * len(hours))[index] += count
-            outcomes.update(data.outcomes)
-            latency.update(data.latency)
-            handler.update(data.handler)
-            words.update(data.words)
-            rules.update(data.rules)
-        return Stats(
-            since=first,
-            hours=hours,
-            per_hour=per_hour,
-            outcomes=dict(outcomes),
-            latency_ms=_histogram_percentiles(latency),
-            handler_ms=_histogram_percentiles(handler),
-            top_keywords=sorted(words.items(), key=lambda item: (-item[1], item[0]))[:10],
-            top_rules=sorted(rules.items(), key=lambda item: (-item[1], item[0]))[:10],
-            total=sum(outcomes.values()),
-            computed_ms=(time.perf_counter() - started) * 1000,
-        )
-
-    async def _read_hours(self, since: float, utc_offset: float) -> dict[float, _Hour]:
-        bucket = (
-            "CAST(FLOOR((received_at + :offset) / 3600) AS BIGINT)"
-            if self.postgres
-            else "CAST((received_at + :offset) / 3600 AS INTEGER)"
-        )
-        word = (
-            "upper(split_part(btrim(body), ' ', 1))"
-            if self.postgres
-            else "upper(CASE WHEN instr(trim(body), ' ') > 0"
-            " THEN substr(trim(body), 1, instr(trim(body), ' ') - 1) ELSE trim(body) END)"
-        )
-        rows = await self._all(
-            f"SELECT {bucket}, CASE WHEN state = 'done' THEN outcome ELSE 'pending' END,"
-            " (answered_at - received_at) * 1000, handler_ms, rule,"
-            f" {word} FROM messages WHERE received_at >= :since",
-            since=since,
-            offset=utc_offset,
-        )
-        # Counting a week of messages is CPU work: a thread, so answers keep flowing meanwhile.
-        return await asyncio.to_thread(_count_hours, rows, utc_offset)
+        return await self._overview.stats(days=days, utc_offset=utc_offset, max_age=max_age)
 
     async def is_opted_out(self, sender: str, recipient: str) -> bool:
         rows = await self._all(
@@ -525,164 +411,6 @@ class InboxQueries:
             recipient=recipient,
         )
         return bool(rows)
-
-    # -- login sessions -----------------------------------------------------------------
-
-    async def reserve_login(
-        self, address: str, attempts: int, window: float, *, account: tuple[str, int] | None = None
-    ) -> float:
-        """Reserve one password check before it is made: 0.0 when reserved, else the seconds
-        until one may be. At most ``attempts`` per ``window`` seconds from ``address`` and,
-        with ``account=(name, n)``, at most ``n`` against that account from all addresses
-        together (guesses spread over many addresses). Counted in the database, so every
-        worker and process shares the count, by statements that hold the write lock (SQLite)
-        or advisory locks (PostgreSQL) from the count to the insert."""
-        now = time.time()
-        since = now - window
-        keys = [(address[:64], attempts)]
-        if account is not None:
-            keys.append(("account:" + account[0][:56], account[1]))
-        counted = " AND ".join(
-            f"(SELECT COUNT(*) FROM login_attempts WHERE address = CAST(:a{i} AS VARCHAR(64))"
-            f" AND at > :since) < :n{i}"
-            for i in range(len(keys))
-        )
-        params: dict[str, object] = {"now": now, "since": since}
-        for i, (key, limit) in enumerate(keys):
-            params[f"a{i}"] = key
-            params[f"n{i}"] = limit
-        try:
-            async with self._login_lock, self.engine.begin() as conn:
-                if self.postgres:  # concurrent counts of one key wait for each other
-                    for key in sorted(key for key, _ in keys):
-                        await conn.execute(
-                            text("SELECT pg_advisory_xact_lock(hashtext(:a))"), {"a": key}
-                        )
-                taken = await conn.execute(
-                    text(
-                        "INSERT INTO login_attempts (address, at)"
-                        " SELECT CAST(:a0 AS VARCHAR(64)), CAST(:now AS DOUBLE PRECISION)"
-                        f" WHERE {counted}"
-                    ),
-                    params,
-                )
-                if taken.rowcount:
-                    for key, _ in keys[1:]:
-                        await conn.execute(
-                            text("INSERT INTO login_attempts (address, at) VALUES (:a, :now)"),
-                            {"a": key, "now": now},
-                        )
-                    await conn.execute(
-                        text("DELETE FROM login_attempts WHERE at <= :since"), {"since": since}
-                    )
-                    return 0.0
-                waits = []
-                for key, limit in keys:
-                    rows = await conn.execute(
-                        text(
-                            "SELECT at FROM login_attempts WHERE address = :a AND at > :since"
-                            " ORDER BY at DESC LIMIT 1 OFFSET :skip"
-                        ),
-                        {"a": key, "since": since, "skip": limit - 1},
-                    )
-                    oldest = rows.scalar()
-                    if oldest is not None:  # the attempt whose expiry frees a slot
-                        waits.append(float(oldest) + window - now)
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
-        return max(1.0, max(waits, default=window))
-
-    async def login_succeeded(self, address: str, account: str | None = None) -> None:
-        """The password was right: the address's count (and the account's) starts again."""
-        await self._write("DELETE FROM login_attempts WHERE address = :a", a=address[:64])
-        if account is not None:
-            key = "account:" + account[:56]
-            await self._write("DELETE FROM login_attempts WHERE address = :a", a=key)
-
-    async def create_session(self, token: str, csrf: str, ttl: float) -> None:
-        now = time.time()
-        await self._write(
-            "DELETE FROM web_sessions WHERE expires_at < :now", now=now
-        )  # tidy as we go
-        await self._write(
-            "INSERT INTO web_sessions (id, csrf, created_at, expires_at)"
-            " VALUES (:id, :csrf, :now, :expires)",
-            id=_session_id(token),
-            csrf=csrf,
-            now=now,
-            expires=now + ttl,
-        )
-
-    async def session_csrf(self, token: str) -> str | None:
-        """The CSRF token of a live login session, or ``None``."""
-        rows = await self._all(
-            "SELECT csrf FROM web_sessions WHERE id = :id AND expires_at > :now",
-            id=_session_id(token),
-            now=time.time(),
-        )
-        return str(rows[0][0]) if rows else None
-
-    async def end_session(self, token: str) -> None:
-        await self._write("DELETE FROM web_sessions WHERE id = :id", id=_session_id(token))
-
-
-@dataclass(slots=True)
-class _Hour:
-    """One hour of the overview: counts, latency histograms, first words and rules."""
-
-    outcomes: Counter[str] = field(default_factory=Counter)
-    latency: Counter[int] = field(default_factory=Counter)
-    handler: Counter[int] = field(default_factory=Counter)
-    words: Counter[str] = field(default_factory=Counter)
-    rules: Counter[str] = field(default_factory=Counter)
-
-
-_STEPS_PER_DOUBLING = 16  # histogram buckets grow by 2^(1/16): about 4% wide
-
-
-def _count_hours(rows: Sequence[Any], utc_offset: float) -> dict[float, _Hour]:
-    found: dict[float, _Hour] = {}
-    for bucket_value, outcome, latency, handler_ms, rule, first_word in rows:
-        hour = int(bucket_value) * 3600 - utc_offset
-        data = found.get(hour)
-        if data is None:
-            data = found[hour] = _Hour()
-        data.outcomes[outcome or "pending"] += 1
-        if latency is not None:
-            data.latency[_bucket(latency)] += 1
-        if handler_ms is not None:
-            data.handler[_bucket(handler_ms)] += 1
-        if rule is not None:
-            data.rules[rule] += 1
-        if first_word:
-            data.words[first_word[:40]] += 1
-    return found
-
-
-def _bucket(ms: float) -> int:
-    return round(math.log2(max(ms, 0.001)) * _STEPS_PER_DOUBLING)
-
-
-def _histogram_percentiles(histogram: Counter[int]) -> dict[str, float | None]:
-    """p50, p90 and p99 from a histogram of :func:`_bucket` values (within about 2%)."""
-    total = sum(histogram.values())
-    result: dict[str, float | None] = {"p50": None, "p90": None, "p99": None}
-    if not total:
-        return result
-    ordered = sorted(histogram.items())
-    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
-        rank = q * total
-        seen = 0
-        for bucket, count in ordered:
-            seen += count
-            if seen >= rank:
-                result[name] = round(2 ** (bucket / _STEPS_PER_DOUBLING), 3)
-                break
-    return result
-
-
-def _session_id(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _delivery(row: Sequence[Any]) -> Delivery | None:

@@ -7,7 +7,7 @@ from exosms.store.postgres import PostgresStore
 from exosms.store.sqlite import SqliteStore
 from exosms.store.urls import parse_database_url
 
-OpenedStore = SqliteStore | PostgresStore  # a store with its services (.inbox, .outbox)
+OpenedStore = SqliteStore | PostgresStore  # a store with its services (.inbox, .outbox, .logins)
 
 
 def open_database(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Database:
@@ -16,7 +16,7 @@ def open_database(database_url: str, *, pool_size: int = 10, timeout: float = 5.
     ``timeout`` bounds each call a server database gets (connect, statement).
     """
     store = _store(database_url, pool_size, timeout)
-    return Database(store=store, outbox=store.outbox, inbox=store.inbox)
+    return Database(store=store, outbox=store.outbox, inbox=store.inbox, logins=store.logins)
 
 
 def open_store(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> OpenedStore:

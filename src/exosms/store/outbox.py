@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.store.base import StoreUnavailable
+from exosms.store.errors import reason, sql_errors
 from exosms.store.schema import delivery_events, outbox
 
 PENDING, SENDING, POSTING, SENT, FAILED = "pending", "sending", "posting", "sent", "failed"
@@ -103,7 +104,7 @@ class Outbox:
         except IntegrityError:
             return None  # a webhook retry: this SMS's reply is already queued
         except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
+            raise StoreUnavailable(reason(error)) from error
 
     async def lease_due(self, limit: int, lease: float) -> list[OutboxRow]:
         """Take up to ``limit`` rows that are due, marking them ``sending`` for ``lease`` s."""
@@ -127,11 +128,9 @@ class Outbox:
             .values(status=SENDING, lease_until=now + lease, attempts=outbox.c.attempts + 1)
             .returning(*_COLUMNS)
         )
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 rows = [_row(r) for r in (await conn.execute(take)).all()]
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return sorted(rows, key=lambda r: r.id)
 
     async def lease(self, row_id: int, lease: float) -> OutboxRow | None:
@@ -143,19 +142,15 @@ class Outbox:
             .values(status=SENDING, lease_until=time.time() + lease, attempts=outbox.c.attempts + 1)
             .returning(*_COLUMNS)
         )
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 found = (await conn.execute(take)).first()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return None if found is None else _row(found)
 
     async def get(self, row_id: int) -> OutboxRow | None:
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 found = (await conn.execute(select(*_COLUMNS).where(outbox.c.id == row_id))).first()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return None if found is None else _row(found)
 
     async def _set(self, row_id: int, *, only_if: tuple[str, ...] = (), **values: Any) -> bool:
@@ -163,11 +158,9 @@ class Outbox:
         where = outbox.c.id == row_id
         if only_if:
             where = where & outbox.c.status.in_(only_if)
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 done = await conn.execute(update(outbox).where(where).values(**values))
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return bool(done.rowcount)
 
     async def mark_sent(self, row_id: int, exotel_sid: str, template_id: str | None) -> None:
@@ -239,12 +232,10 @@ class Outbox:
                 ),
             )
         )
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 died = (await conn.execute(dead)).rowcount
                 settled = (await conn.execute(settle)).rowcount
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return int(died or 0), int(settled or 0)
 
     async def decide(self, row_id: int, resend: bool) -> OutboxRow | None:
@@ -265,11 +256,9 @@ class Outbox:
             .values(**values)
             .returning(*_COLUMNS)
         )
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 found = (await conn.execute(query)).first()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return None if found is None else _row(found)
 
     async def unsettled(
@@ -291,11 +280,9 @@ class Outbox:
             .order_by(outbox.c.sent_at)
             .limit(limit)
         )
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 return [_row(r) for r in (await conn.execute(query)).all()]
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
 
     async def mark_checked(self, row_id: int) -> None:
         await self._set(row_id, checked_at=time.time())
@@ -309,7 +296,7 @@ class Outbox:
         (``posting``, ``unknown``, ``held``) is settled as sent."""
         sid = fields.get("SmsSid", "")
         status = fields.get("Status", "").strip().lower().replace("-", "_")[:32]
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 if row_id is None and sid:
                     row_id = (
@@ -352,17 +339,13 @@ class Outbox:
                         received_at=time.time(),
                     )
                 )
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return None if row_id is None else int(row_id)
 
     async def recent(self, limit: int) -> list[OutboxRow]:
         query = select(*_COLUMNS).order_by(outbox.c.id.desc()).limit(limit)
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 return [_row(r) for r in (await conn.execute(query)).all()]
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
 
     async def unknown_events(self) -> list[dict[str, Any]]:
         query = select(delivery_events.c.payload).where(delivery_events.c.outbox_id.is_(None))

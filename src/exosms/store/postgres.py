@@ -32,6 +32,7 @@ from exosms.store.base import (
     NewMessage,
     StoreUnavailable,
 )
+from exosms.store.errors import describe
 from exosms.store.schema import insert_pending
 from exosms.store.sql import SqlBackedStore, SqlReader
 from exosms.store.urls import DatabaseUrl
@@ -113,12 +114,6 @@ _UNAVAILABLE = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutE
 # A pooled connection whose server went away (restart, failover): replace it and try again.
 _STALE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
 T = TypeVar("T")
-
-
-def describe(error: BaseException) -> str:
-    """A one-line reason, never empty (``TimeoutError()`` prints as nothing)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 async def _guard_state(conn: Any, m: NewMessage, query: GuardQuery) -> GuardState:

@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.dlt import Template
 from exosms.store.base import OptOut, OutboxWrite, StoredMessage, StoreUnavailable
+from exosms.store.errors import reason, sql_errors
 from exosms.store.inbox import InboxQueries
+from exosms.store.logins import Logins
 from exosms.store.outbox import Outbox
 from exosms.store.schema import (
     MESSAGE_COLUMNS,
@@ -69,20 +71,16 @@ class SqlReader:
 
     async def lookup(self, sms_sid: str) -> StoredMessage | None:
         query = _SELECT_MESSAGES.where(messages.c.sms_sid == sms_sid)
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 row = (await conn.execute(query)).first()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return to_stored(row) if row is not None else None
 
     async def recent(self, limit: int) -> list[StoredMessage]:
         query = _SELECT_MESSAGES.order_by(messages.c.id.desc()).limit(limit)
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return [to_stored(row) for row in rows]
 
     async def load_session(self, sender: str, recipient: str) -> dict[str, object] | None:
@@ -91,11 +89,9 @@ class SqlReader:
             sessions.c.recipient == recipient,
             sessions.c.expires_at > time.time(),
         )
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 data = (await conn.execute(query)).scalar()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         if data is None:
             return None
         loaded = json.loads(data)
@@ -104,7 +100,7 @@ class SqlReader:
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
         inserted = updated = 0
         now = time.time()
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 existing = {
                     row.template_id: row
@@ -124,40 +120,32 @@ class SqlReader:
                             .values(**row, updated_at=now)
                         )
                         updated += 1
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return inserted, updated
 
     async def load_templates(self) -> list[Template]:
         query = select(dlt_templates).order_by(dlt_templates.c.template_id)
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return [_template_from_row(row) for row in rows]
 
     async def templates_version(self) -> str:
         query = select(func.count(), func.max(dlt_templates.c.updated_at))
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 count, latest = (await conn.execute(query)).one()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return f"{count}:{latest}"
 
     async def list_optouts(self) -> list[OptOut]:
         query = select(optouts).order_by(optouts.c.created_at.desc())
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return [OptOut(r.sender, r.recipient, r.created_at, r.source) for r in rows]
 
     async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
         where = (optouts.c.sender == sender) & (optouts.c.recipient == recipient)
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 exists = (await conn.execute(select(optouts.c.sender).where(where))).first()
                 if opted_out and exists is None:
@@ -170,15 +158,13 @@ class SqlReader:
                 if not opted_out and exists is not None:
                     await conn.execute(delete(optouts).where(where))
                     return True
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return False
 
     async def record_late_reply(
         self, sms_sid: str, reply: str, queued: OutboxWrite | None = None
     ) -> None:
         query = update(messages).where(messages.c.sms_sid == sms_sid).values(late_reply=reply)
-        try:
+        with sql_errors():
             async with self.engine.begin() as conn:
                 await conn.execute(query)
                 if queued is not None:
@@ -199,21 +185,17 @@ class SqlReader:
                             "parts": queued.parts,
                         },
                     )
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
 
     async def count_before(self, before: float) -> int:
         query = select(func.count()).where(messages.c.received_at < before)
-        try:
+        with sql_errors():
             async with self.engine.connect() as conn:
                 return int((await conn.execute(query)).scalar_one())
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
 
     async def prune(self, before: float, batch: int) -> int:
         """Delete messages received before ``before``, ``batch`` rows per transaction."""
         total = 0
-        try:
+        with sql_errors():
             while True:
                 oldest = (
                     select(messages.c.id)
@@ -251,8 +233,6 @@ class SqlReader:
                         .exists()
                     )
                 )
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
         return total
 
     async def ping(self) -> None:
@@ -260,7 +240,7 @@ class SqlReader:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as error:
-            raise StoreUnavailable(str(error.__cause__ or error)) from error
+            raise StoreUnavailable(reason(error)) from error
 
 
 class SqlBackedStore:
@@ -268,6 +248,7 @@ class SqlBackedStore:
 
     _reader: SqlReader
     _inbox: InboxQueries | None = None
+    _logins: Logins | None = None
 
     @property
     def outbox(self) -> Outbox:
@@ -278,6 +259,12 @@ class SqlBackedStore:
         if self._inbox is None:
             self._inbox = InboxQueries(self._reader.engine)
         return self._inbox
+
+    @property
+    def logins(self) -> Logins:
+        if self._logins is None:
+            self._logins = Logins(self._reader.engine)
+        return self._logins
 
     async def lookup(self, sms_sid: str) -> StoredMessage | None:
         return await self._reader.lookup(sms_sid)

@@ -189,7 +189,7 @@ def create_app(
         max_body_chars=settings.max_body_chars,
         max_query_bytes=settings.max_query_bytes,
     )
-    inbox = Inbox(settings, engine, gatekeeper, database.inbox)
+    inbox = Inbox(settings, engine, gatekeeper, database.inbox, database.logins)
     app = ExosmsApp(
         applet,
         settings.applet_path,

@@ -44,6 +44,7 @@ from exosms.engine import ReplyEngine, Trial
 from exosms.passwords import signing_key, verify_password
 from exosms.store.base import StoreUnavailable
 from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Filters, InboxQueries
+from exosms.store.logins import Logins
 from exosms.web import present
 from exosms.web.auth import Gatekeeper
 
@@ -179,11 +180,13 @@ class Inbox:
         engine: ReplyEngine,
         gatekeeper: Gatekeeper,
         queries: InboxQueries,
+        logins: Logins,
     ) -> None:
         self.settings = settings
         self.config = settings.inbox
         self.engine = engine
         self.queries = queries
+        self.logins = logins
         self.gatekeeper = gatekeeper
         self.zone = ZoneInfo(settings.timezone)
         self.clock = present.Clock(self.zone)
@@ -231,7 +234,7 @@ class Inbox:
             ).decode()
         except (BadSignature, UnicodeDecodeError):
             return None
-        csrf = await self.queries.session_csrf(token)
+        csrf = await self.logins.session_csrf(token)
         return Login(token, csrf) if csrf is not None else None
 
     def _same_origin(self, request: Request) -> bool:
@@ -339,7 +342,7 @@ class Inbox:
         # The check is counted before it is made, in the database: parallel guesses and
         # several workers share one count.
         try:
-            wait = await self.queries.reserve_login(
+            wait = await self.logins.reserve_login(
                 address,
                 self.config.lockout_attempts,
                 self.config.lockout_seconds,
@@ -360,9 +363,9 @@ class Inbox:
         if not ok:
             log.warning("inbox login failed from %s", address)
             return self._login_page(request, "Wrong password.", 401)
-        await self.queries.login_succeeded(address, ACCOUNT)
+        await self.logins.login_succeeded(address, ACCOUNT)
         token = secrets.token_urlsafe(32)
-        await self.queries.create_session(
+        await self.logins.create_session(
             token, secrets.token_urlsafe(24), self.config.session_hours * 3600
         )
         log.info("inbox login from %s", address)
@@ -382,7 +385,7 @@ class Inbox:
         return response
 
     async def logout(self, request: Request, login: Login) -> Response:
-        await self.queries.end_session(login.token)
+        await self.logins.end_session(login.token)
         response = RedirectResponse("/inbox/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

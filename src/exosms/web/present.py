@@ -10,7 +10,8 @@ from typing import Any
 
 from exosms.outcomes import Outcome
 from exosms.store.base import StoredMessage
-from exosms.store.inbox import Delivery, Stats
+from exosms.store.inbox import Delivery
+from exosms.store.stats import Stats
 
 GUARD_REASONS = {
     "opted_out": "the sender opted out (STOP)",
