@@ -22,7 +22,7 @@ from exosms.passwords import (
 )
 from exosms.store.inbox import search_terms
 from exosms.store.stats import _bucket, _histogram_percentiles
-from exosms.web.inbox import BadFilter, parse_filters
+from exosms.web.filters import BadFilter, parse_filters
 from exosms.web.present import spreadsheet_safe
 
 

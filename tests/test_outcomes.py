@@ -10,7 +10,7 @@ from starlette.datastructures import QueryParams
 from exosms.outcomes import STORED_OUTCOMES, Outcome
 from exosms.store.inbox import OUTCOMES
 from exosms.web.api import openapi_document
-from exosms.web.inbox import parse_filters
+from exosms.web.filters import parse_filters
 from exosms.web.present import OUTCOME_COLOURS, OUTCOME_LABELS
 
 

@@ -21,17 +21,9 @@ from starlette.routing import BaseRoute, Route
 from exosms.store.base import StoredMessage, StoreUnavailable
 from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Conversation, Delivery
 from exosms.web import present
-from exosms.web.inbox import (
-    MAX_ID,
-    BadFilter,
-    Inbox,
-    check_text,
-    export_response,
-    filter_query,
-    parse_filters,
-    parse_int,
-    try_message,
-)
+from exosms.web.export import export_response
+from exosms.web.filters import MAX_ID, BadFilter, check_text, filter_query, parse_filters, parse_int
+from exosms.web.inbox import Inbox, try_message
 
 API_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 

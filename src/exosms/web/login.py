@@ -1,0 +1,231 @@
+"""Logging in to the inbox: the login page, the session cookie, CSRF, and the lockout.
+
+A login makes a random session token, kept hashed in the database (logout really ends it)
+and sent back as a signed, HttpOnly, SameSite=Lax cookie. Every POST carries the session's
+CSRF token and must come from the same origin. Password checks are counted before they are
+made, per address and for the account, in the database (:class:`~exosms.store.logins.Logins`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from itsdangerous import BadSignature, TimestampSigner
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from exosms.config import InboxSettings
+from exosms.passwords import verify_password
+from exosms.store.base import StoreUnavailable
+from exosms.store.logins import Logins
+from exosms.web.auth import Gatekeeper
+from exosms.web.filters import BadFilter, check_text
+
+log = logging.getLogger("exosms.inbox")
+
+COOKIE = "exosms_session"
+LOGIN_COOKIE = "exosms_login"
+ACCOUNT = "admin"  # the one inbox account, for now; the lockout counts per account too
+OFF = "the inbox is off: set an admin password with `exosms password`\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    token: str
+    csrf: str
+
+
+Page = Callable[..., HTMLResponse]  # renders a template: (name, status, **context)
+
+
+class LoginGate:
+    """Who is logged in, the pages that need it, and the login and logout themselves."""
+
+    def __init__(
+        self,
+        config: InboxSettings,
+        logins: Logins,
+        gatekeeper: Gatekeeper,
+        signer: TimestampSigner | None,
+        page: Page,
+    ) -> None:
+        self.config = config
+        self.logins = logins
+        self.gatekeeper = gatekeeper
+        self.signer = signer  # None: the inbox is off (no password is set)
+        self.page = page
+
+    def error_page(self, login: Login | None, status: int, message: str) -> HTMLResponse:
+        return self.page("error.html", status, login=login, code=status, message=message)
+
+    async def login_of(self, request: Request) -> Login | None:
+        """The live login this request's cookie proves, or ``None``."""
+        cookie = request.cookies.get(COOKIE)
+        if not cookie or self.signer is None:
+            return None
+        try:
+            token = self.signer.unsign(
+                cookie, max_age=int(self.config.session_hours * 3600)
+            ).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return None
+        csrf = await self.logins.session_csrf(token)
+        return Login(token, csrf) if csrf is not None else None
+
+    def _same_origin(self, request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if origin is None:  # not sent by every client; the token is still checked
+            return True
+        host = request.headers.get("host", "")
+        return origin in (f"http://{host}", f"https://{host}")
+
+    def _csrf_ok(self, request: Request, form: FormData, expected: str) -> bool:
+        given = form.get("csrf")
+        if not isinstance(given, str) or not self._same_origin(request):
+            return False
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    def guarded(
+        self, handler: Callable[[Request, Login], Awaitable[Response]], *, post: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A page that needs a login (and, for POST, the session's CSRF token)."""
+
+        async def endpoint(request: Request) -> Response:
+            if self.signer is None:
+                return PlainTextResponse(OFF, status_code=404)
+            login: Login | None = None
+            try:
+                check_text(request)
+                login = await self.login_of(request)
+                if login is None:
+                    if request.method in ("GET", "HEAD") and request.url.path != "/inbox/changes":
+                        target = request.url.path + (
+                            "?" + request.url.query if request.url.query else ""
+                        )
+                        query = urlencode({"next": target})
+                        return RedirectResponse(f"/inbox/login?{query}", status_code=303)
+                    return PlainTextResponse("log in first\n", status_code=401)
+                if post:
+                    form = await request.form(max_files=0, max_fields=20, max_part_size=65536)
+                    if not self._csrf_ok(request, form, login.csrf):
+                        return PlainTextResponse(
+                            "refused: missing or wrong CSRF token (reload the page)\n",
+                            status_code=403,
+                        )
+                    check_text(request, form)
+                    request.state.form = form
+                return await handler(request, login)
+            except BadFilter as error:
+                return self.error_page(login, 400, str(error))
+            except StoreUnavailable as error:
+                log.error("inbox: database unavailable: %s", error)
+                return PlainTextResponse("database unavailable, try again\n", status_code=503)
+
+        return endpoint
+
+    async def login_form(self, request: Request) -> Response:
+        if self.signer is None:
+            return PlainTextResponse(OFF, status_code=404)
+        return self._login_page(request, None, 200)
+
+    def _login_page(self, request: Request, error: str | None, status: int) -> Response:
+        csrf = secrets.token_urlsafe(24)
+        next_path = _local_path(request.query_params.get("next", ""))
+        response = self.page(
+            "login.html", status, login=None, csrf=csrf, error=error, next_path=next_path
+        )
+        assert self.signer is not None
+        response.set_cookie(
+            LOGIN_COOKIE,
+            self.signer.sign(csrf).decode(),
+            max_age=3600,
+            path="/inbox",
+            httponly=True,
+            samesite="strict",
+            secure=self.gatekeeper.is_https(request.scope),
+        )
+        return response
+
+    async def login(self, request: Request) -> Response:
+        if self.signer is None or self.config.password_hash is None:
+            return PlainTextResponse(OFF, status_code=404)
+        address = self.gatekeeper.client_address(request.scope)
+        form = await request.form(max_files=0, max_fields=10, max_part_size=4096)
+        given = form.get("csrf")
+        try:
+            expected = self.signer.unsign(request.cookies.get(LOGIN_COOKIE, ""), 3600).decode()
+        except (BadSignature, UnicodeDecodeError):
+            expected = ""
+        if (
+            not isinstance(given, str)
+            or not expected
+            or not hmac.compare_digest(given.encode(), expected.encode())
+            or not self._same_origin(request)
+        ):
+            return PlainTextResponse(
+                "refused: missing or wrong CSRF token (reload the login page)\n", status_code=403
+            )
+        # The check is counted before it is made, in the database: parallel guesses and
+        # several workers share one count.
+        try:
+            wait = await self.logins.reserve_login(
+                address,
+                self.config.lockout_attempts,
+                self.config.lockout_seconds,
+                account=(ACCOUNT, self.config.lockout_account_attempts),
+            )
+        except StoreUnavailable:
+            return PlainTextResponse("database unavailable, try again\n", status_code=503)
+        if wait > 0:
+            log.warning("inbox login refused: %s is locked out for %.0f s", address, wait)
+            minutes = max(1, round(wait / 60))
+            return self._login_page(
+                request, f"Too many failed logins: try again in {minutes} minutes.", 429
+            )
+        password = form.get("password")
+        ok = isinstance(password, str) and await asyncio.to_thread(
+            verify_password, password[:1024], self.config.password_hash
+        )
+        if not ok:
+            log.warning("inbox login failed from %s", address)
+            return self._login_page(request, "Wrong password.", 401)
+        await self.logins.login_succeeded(address, ACCOUNT)
+        token = secrets.token_urlsafe(32)
+        await self.logins.create_session(
+            token, secrets.token_urlsafe(24), self.config.session_hours * 3600
+        )
+        log.info("inbox login from %s", address)
+        next_value = form.get("next")
+        target = _local_path(next_value if isinstance(next_value, str) else "") or "/inbox"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            self.signer.sign(token).decode(),
+            max_age=int(self.config.session_hours * 3600),
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.gatekeeper.is_https(request.scope),
+        )
+        response.delete_cookie(LOGIN_COOKIE, path="/inbox")
+        return response
+
+    async def logout(self, request: Request, login: Login) -> Response:
+        await self.logins.end_session(login.token)
+        response = RedirectResponse("/inbox/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+
+def _local_path(path: str) -> str:
+    """``path`` if it is a page of the inbox (no open redirect to another site), else ''."""
+    if path.startswith("/inbox") and not path.startswith("//") and "\\" not in path:
+        return path
+    return ""
