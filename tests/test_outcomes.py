@@ -9,8 +9,8 @@ from starlette.datastructures import QueryParams
 
 from exosms.outcomes import STORED_OUTCOMES, Outcome
 from exosms.store.inbox import OUTCOMES
-from exosms.web.api import openapi_document
 from exosms.web.filters import parse_filters
+from exosms.web.openapi import openapi_document
 from exosms.web.present import OUTCOME_COLOURS, OUTCOME_LABELS
 
 
