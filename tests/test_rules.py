@@ -12,7 +12,8 @@ from upstream_server import upstream_server
 
 from exosms.exotel.caller import AppletSms
 from exosms.routing import Router
-from exosms.rules import RulesContext, RulesError, RulesFile, parse_duration
+from exosms.rule_table import parse_duration
+from exosms.rules import RulesContext, RulesError, RulesFile
 from exosms.simulate import app_target, check_sms
 from exosms.testing import RELAXED_GUARDS, converse
 
@@ -353,3 +354,31 @@ def test_build_refuses_a_bad_file_with_every_problem() -> None:
 
 def test_the_example_rules_file_is_clean() -> None:
     assert RulesFile.from_path(EXAMPLES / "shop-rules.toml").check() == []
+
+
+@pytest.mark.parametrize(
+    "table, expected",
+    [
+        ('reply = 5\nkeyword = "A"', ["rule 'A': reply must be text"]),
+        ('keyword = "A"\nno_reply = "yes"', ["no_reply must be true or false"]),
+        ('keyword = "A"\nreply = "x"\nto = { a = 1 }', ["to must be text or a list of texts"]),
+        ('keyword = "A"\nreply = "x"\nstate_ttl = -5', ["state_ttl must be positive"]),
+        (
+            'keyword = "A"\nupstream = { url = "ftp://x", method = "PUT", retries = 3 }',
+            [
+                "upstream method 'PUT' must be GET or POST",
+                "unknown upstream key 'retries' (hint: use url, method, timeout)",
+                "upstream url 'ftp://x' must start with http:// or https://",
+            ],
+        ),
+        ('keyword = "A"\nupstream = { method = "GET" }', ["upstream needs a url"]),
+    ],
+)
+def test_each_shape_problem_is_one_line_and_the_rest_is_still_checked(
+    table: str, expected: list[str]
+) -> None:
+    found = problems(f"[[rules]]\n{table}\n")
+    for line in expected:
+        assert any(line in p for p in found), found
+    assert not any("needs exactly one" in p for p in found), found  # the action was written
+    assert len(found) == len(expected), found

@@ -11,36 +11,33 @@ import difflib
 import re
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from exosms.config import Settings
-from exosms.routing import Handler, Router, Scope
-from exosms.sms import IncomingSms, Match, Reply
-from exosms.upstream import UpstreamError, fetch_reply  # UpstreamError was defined here
-
-MATCH_KEYS = ("keyword", "regex", "default", "python")
-ACTION_KEYS = ("reply", "no_reply", "upstream", "handler")
-OTHER_KEYS = (
-    "name",
-    "aliases",
-    "only_keyword",
-    "to",
-    "from",
-    "state",
-    "set_state",
-    "state_ttl",
-    "fallback",
+from exosms.routing import Router, Scope
+from exosms.rule_actions import (
+    VARIABLES,
+    RulesContext,
+    handler_for,
+    import_handler,
+    named,
 )
-KNOWN_KEYS = MATCH_KEYS + ACTION_KEYS + OTHER_KEYS
-UPSTREAM_KEYS = ("url", "method", "timeout")
-VARIABLES = ("sender", "recipient", "body", "rest", "keyword", "sms_sid", "received_at")
+from exosms.rule_table import ACTION_KEYS, MATCH_KEYS, RuleTable, read_table, written
+
+__all__ = [
+    "Problem",
+    "RulesContext",
+    "RulesError",
+    "RulesFile",
+    "load_rules",
+    "router_from_settings",
+    "rules_source",
+]
 _SAMPLES = ("", "x", "ORDER 12", "hello there", "नमस्ते", "1", " ")  # to spot catch-all regexes
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 class RulesError(Exception):
@@ -70,20 +67,11 @@ class RuleSpec:
 
     number: int
     line: int
-    data: dict[str, Any]
+    data: dict[str, Any]  # as written
+    table: RuleTable = field(default_factory=RuleTable)  # as read (keys with problems left out)
     name: str = ""
     scope: Scope = field(default_factory=Scope)
     pattern: re.Pattern[str] | None = None
-
-
-def parse_duration(value: Any) -> float:
-    """``600``, ``"600"``, ``"10m"``, ``"2h"`` or ``"1d"`` in seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    found = _DURATION.match(str(value))
-    if found is None:
-        raise ValueError(f"{value!r} is not a duration like 600, '10m' or '2h'")
-    return float(found.group(1)) * _UNITS[found.group(2)]
 
 
 def _rule_lines(text: str) -> list[int]:
@@ -94,14 +82,6 @@ def _rule_lines(text: str) -> list[int]:
     ]
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str | int):
-        return [str(value)]
-    return [str(v) for v in value]
-
-
 def _fields(template: str) -> list[str]:
     names = []
     for _, name, _, _ in string.Formatter().parse(template):
@@ -110,51 +90,14 @@ def _fields(template: str) -> list[str]:
     return names
 
 
-class _Variables(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return ""  # an optional regex group that did not take part
-
-
-def variables(sms: IncomingSms, match: Match, timezone: ZoneInfo) -> dict[str, Any]:
-    values = _Variables(match.groups)
-    values.update(
-        sender=sms.sender,
-        recipient=sms.recipient,
-        body=sms.body,
-        rest=match.rest if match.keyword is not None else "",
-        keyword=match.keyword or "",
-        sms_sid=sms.sms_sid,
-        received_at=sms.received_at.astimezone(timezone),
-    )
-    return values
-
-
-@dataclass
-class RulesContext:
-    """What building rules needs from the server: deadline, time zone, HTTP for upstreams."""
-
-    deadline: float = 2.0
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
-    import_object: Callable[[str], Any] | None = None
-    check_imports: bool = True
-
-
 Report = Callable[..., None]  # problem(message, hint="")
 
 
-def _check_keys(data: Mapping[str, Any], problem: Report) -> None:
-    for key in data:
-        if key not in KNOWN_KEYS:
-            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
-            problem(f"unknown key {key!r}", f"did you mean {close[0]!r}?" if close else "")
-
-
 def _check_match_and_action(
-    data: Mapping[str, Any], context: RulesContext, problem: Report
+    data: dict[str, Any], table: RuleTable, context: RulesContext, problem: Report
 ) -> bool:
     """One way to match and one action; False for a python rule (nothing more to check)."""
-    matches = [k for k in MATCH_KEYS if data.get(k) not in (None, False)]
-    actions = [k for k in ACTION_KEYS if data.get(k) not in (None, False)]
+    matches, actions = written(data, MATCH_KEYS), written(data, ACTION_KEYS)
     if len(matches) != 1:
         problem(
             "needs exactly one of keyword, regex, default = true, python"
@@ -164,11 +107,11 @@ def _check_match_and_action(
     if "python" in matches:
         if actions:
             problem("a python rule includes a Router: it takes no action of its own")
-        elif context.check_imports and data["python"] != "app":
+        elif context.check_imports and table.python != "app":
             from exosms.loading import AppLoadError, load_router
 
             try:
-                load_router(str(data["python"]))
+                load_router(str(table.python))
             except AppLoadError as error:
                 problem(str(error))
         return False
@@ -181,24 +124,22 @@ def _check_match_and_action(
     return True
 
 
-def _check_keywords(data: Mapping[str, Any], problem: Report) -> None:
-    keyword = data.get("keyword")
-    if keyword is not None:
-        for word in [str(keyword), *_as_list(data.get("aliases"))]:
-            if not word or re.search(r"[\s,:;.]", word):
-                problem(f"keyword {word!r} must be one word without spaces or , : ; .")
-    elif data.get("aliases") is not None:
+def _check_keywords(table: RuleTable, problem: Report) -> None:
+    for word in table.words:
+        if not word or re.search(r"[\s,:;.]", word):
+            problem(f"keyword {word!r} must be one word without spaces or , : ; .")
+    if table.keyword is None and table.aliases:
         problem("aliases need a keyword")
-    if data.get("only_keyword") and keyword is None:
+    if table.only_keyword and table.keyword is None:
         problem("only_keyword needs a keyword")
 
 
 def _check_regex(spec: RuleSpec, problem: Report) -> list[str]:
     """Compile the rule's regex (kept on ``spec``); its named groups are variables."""
-    if "regex" not in spec.data:
+    if spec.table.regex is None:
         return []
     try:
-        spec.pattern = re.compile(str(spec.data["regex"]), re.IGNORECASE)
+        spec.pattern = re.compile(spec.table.regex, re.IGNORECASE)
     except re.error as error:
         problem(f"the regex does not compile: {error}", "escape ( ) [ ] . ? * + with \\")
         return []
@@ -207,33 +148,12 @@ def _check_regex(spec: RuleSpec, problem: Report) -> list[str]:
 
 def _check_handler(handler: Any, problem: Report) -> None:
     try:
-        target = _import(str(handler))
+        target = import_handler(str(handler))
     except ValueError as error:
         problem(str(error))
         return
     if not callable(target):
         problem(f"handler {handler!r} is not a function")
-
-
-def _check_state(data: Mapping[str, Any], problem: Report) -> None:
-    if "state_ttl" in data:
-        try:
-            if parse_duration(data["state_ttl"]) <= 0:
-                problem("state_ttl must be positive")
-        except ValueError as error:
-            problem(str(error))
-    for key in ("state", "set_state"):
-        if key in data and not isinstance(data[key], str):
-            problem(f"{key} must be text")
-
-
-def _import(spec: str) -> Any:
-    from exosms.loading import AppLoadError, load_object
-
-    try:
-        return load_object(spec)
-    except AppLoadError as error:
-        raise ValueError(str(error)) from None
 
 
 class RulesFile:
@@ -285,9 +205,9 @@ class RulesFile:
         defaults = 0
         for spec in self.specs:
             self._check_spec(spec, context)
-            defaults += bool(spec.data.get("default"))
+            defaults += spec.table.default
         if defaults > 1:
-            lines = [s.line for s in self.specs if s.data.get("default")]
+            lines = [s.line for s in self.specs if s.table.default]
             self._problem(lines[1], "-", "more than one default rule", "keep one default")
         self._check_shadowing()
         return self.problems
@@ -295,36 +215,32 @@ class RulesFile:
     def _check_spec(self, spec: RuleSpec, context: RulesContext) -> None:
         data = spec.data
         label = repr(str(data.get("name") or data.get("keyword") or f"#{spec.number}"))
-        spec.name = str(data.get("name") or data.get("keyword") or f"rule{spec.number}").lower()
 
         def problem(message: str, hint: str = "") -> None:
             self._problem(spec.line, label, message, hint)
 
-        _check_keys(data, problem)
-        if not _check_match_and_action(data, context, problem):
+        spec.table, shape_problems = read_table(data)
+        for message, hint in shape_problems:
+            problem(message, hint)
+        table = spec.table
+        spec.name = (table.name or table.keyword or f"rule{spec.number}").lower()
+        if not _check_match_and_action(data, table, context, problem):
             return  # a python rule: its Router holds the rest
-        _check_keywords(data, problem)
+        _check_keywords(table, problem)
         groups = _check_regex(spec, problem)
         known = (*VARIABLES, *groups)
-        for key in ("reply", "fallback"):
-            template = data.get(key)
-            if template is None:
-                continue
-            if not isinstance(template, str):
-                problem(f"{key} must be text")
-                continue
-            self._check_template(template, key, known, problem)
-        if "upstream" in data:
-            self._check_upstream(data["upstream"], known, problem)
-        if "handler" in data and context.check_imports:
-            _check_handler(data["handler"], problem)
-        _check_state(data, problem)
+        for key, template in (("reply", table.reply), ("fallback", table.fallback)):
+            if template is not None:
+                self._check_template(template, key, known, problem)
+        if table.upstream is not None:
+            url = table.upstream.url
+            if not url.startswith(("http://", "https://")):
+                problem(f"upstream url {url!r} must start with http:// or https://")
+            self._check_template(url, "upstream url", known, problem)
+        if table.handler is not None and context.check_imports:
+            _check_handler(table.handler, problem)
         try:
-            spec.scope = Scope.build(
-                _as_list(data.get("to")) or None,
-                _as_list(data.get("from")) or None,
-                data.get("state") if isinstance(data.get("state"), str) else None,
-            )
+            spec.scope = Scope.build(table.to or None, table.senders or None, table.state)
         except (TypeError, ValueError) as error:
             problem(f"bad to/from: {error}")
 
@@ -347,36 +263,11 @@ class RulesFile:
                     else f"known: {', '.join('{' + k + '}' for k in known)}",
                 )
 
-    def _check_upstream(
-        self, upstream: Any, known: tuple[str, ...], problem: Callable[..., None]
-    ) -> None:
-        if isinstance(upstream, str):
-            upstream = {"url": upstream}
-        if not isinstance(upstream, dict) or "url" not in upstream:
-            problem("upstream needs a url", 'upstream = { url = "https://..." }')
-            return
-        for key in upstream:
-            if key not in UPSTREAM_KEYS:
-                problem(f"unknown upstream key {key!r}", f"use {', '.join(UPSTREAM_KEYS)}")
-        url = str(upstream["url"])
-        if not url.startswith(("http://", "https://")):
-            problem(f"upstream url {url!r} must start with http:// or https://")
-        method = str(upstream.get("method", "GET")).upper()
-        if method not in ("GET", "POST"):
-            problem(f"upstream method {method!r} must be GET or POST")
-        try:
-            if float(upstream.get("timeout", 1.5)) <= 0:
-                problem("upstream timeout must be positive")
-        except (TypeError, ValueError):
-            problem("upstream timeout must be a number of seconds")
-        self._check_template(url, "upstream url", known, problem)
-
     def _check_shadowing(self) -> None:
         """Rules an earlier rule always beats can never answer: name them."""
         earlier: list[RuleSpec] = []
         for spec in self.specs:
-            data = spec.data
-            if data.get("python") or data.get("default"):
+            if spec.table.python or spec.table.default:
                 continue
             for before in earlier:
                 reason = self._shadows(before, spec)
@@ -391,15 +282,15 @@ class RulesFile:
             earlier.append(spec)
 
     def _shadows(self, before: RuleSpec, later: RuleSpec) -> str:
-        b, a = before.data, later.data
+        b, a = before.table, later.table
         if not before.scope.covers(later.scope):
             return ""
         if before.pattern is not None and all(before.pattern.match(s) for s in _SAMPLES):
             return f"the rule at line {before.line} matches every message first"
-        if b.get("keyword") is not None and a.get("keyword") is not None:
-            before_words = {w.casefold() for w in [str(b["keyword"]), *_as_list(b.get("aliases"))]}
-            later_words = {w.casefold() for w in [str(a["keyword"]), *_as_list(a.get("aliases"))]}
-            if later_words <= before_words and (not b.get("only_keyword") or a.get("only_keyword")):
+        if b.keyword is not None and a.keyword is not None:
+            before_words = {w.casefold() for w in b.words}
+            later_words = {w.casefold() for w in a.words}
+            if later_words <= before_words and (not b.only_keyword or a.only_keyword):
                 word = sorted(later_words)[0].upper()
                 return (
                     f"keyword {word} is already answered by the rule at line {before.line} "
@@ -415,121 +306,43 @@ class RulesFile:
         problems = self.check(context)
         if problems:
             raise RulesError(problems)
-        uses_state = any("state" in s.data or "set_state" in s.data for s in self.specs)
+        uses_state = any(
+            s.table.state is not None or s.table.set_state is not None for s in self.specs
+        )
         router = Router(sessions=uses_state or bool(app_router and app_router.uses_sessions))
         included_app = False
         for spec in self.specs:
-            data = spec.data
-            if data.get("python"):
+            table = spec.table
+            if table.python:
                 from exosms.loading import load_router
 
-                if data["python"] == "app":  # the --app router, placed here
+                if table.python == "app":  # the --app router, placed here
                     if app_router is not None:
                         router.include(app_router)
                         included_app = True
                 else:
-                    router.include(load_router(str(data["python"])))
+                    router.include(load_router(table.python))
                 continue
-            handler = _handler_for(spec, context)
-            to = _as_list(data.get("to")) or None
-            senders = _as_list(data.get("from")) or None
-            state = data.get("state")
-            if data.get("default"):
-                router.default(_named(handler, spec.name))
-            elif data.get("keyword") is not None:
-                words = [str(data["keyword"]), *_as_list(data.get("aliases"))]
+            handler = handler_for(table, context)
+            to, senders = table.to or None, table.senders or None
+            if table.default:
+                router.default(named(handler, spec.name))
+            elif table.keyword is not None:
                 router.keyword(
-                    *words,
+                    *table.words,
                     name=spec.name,
-                    only=bool(data.get("only_keyword")),
+                    only=table.only_keyword,
                     to=to,
                     senders=senders,
-                    state=state,
+                    state=table.state,
                 )(handler)
             else:
                 router.regex(
-                    str(data["regex"]), name=spec.name, to=to, senders=senders, state=state
+                    str(table.regex), name=spec.name, to=to, senders=senders, state=table.state
                 )(handler)
         if app_router is not None and not included_app:
             router.include(app_router)
         return router
-
-
-def _named(handler: Handler, name: str) -> Handler:
-    handler.__name__ = name
-    return handler
-
-
-def _with_state(
-    data: Mapping[str, Any], handler: Callable[[IncomingSms, Match], Any]
-) -> Callable[[IncomingSms, Match], Any]:
-    if "set_state" not in data:
-        return handler
-    new_state = str(data["set_state"]) or None
-    ttl = parse_duration(data["state_ttl"]) if "state_ttl" in data else None
-
-    def note(sms: IncomingSms) -> None:
-        sms.session.state = new_state
-        if ttl is not None:
-            sms.session.ttl = ttl
-
-    import inspect
-
-    if inspect.iscoroutinefunction(handler):
-
-        async def run_async(sms: IncomingSms, match: Match) -> Any:
-            result = await handler(sms, match)
-            note(sms)
-            return result
-
-        return run_async
-
-    def run(sms: IncomingSms, match: Match) -> Any:
-        result = handler(sms, match)
-        note(sms)
-        return result
-
-    return run
-
-
-def _handler_for(spec: RuleSpec, context: RulesContext) -> Handler:
-    data = spec.data
-    timezone = context.timezone
-    fallback = data.get("fallback")
-    if data.get("no_reply"):
-
-        async def no_reply(sms: IncomingSms, match: Match) -> None:
-            return None
-
-        return _with_state(data, no_reply)
-    if "reply" in data:
-        template = str(data["reply"])
-
-        async def reply(sms: IncomingSms, match: Match) -> str:
-            return template.format_map(variables(sms, match, timezone))
-
-        return _with_state(data, reply)
-    if "handler" in data:
-        target = _import(str(data["handler"]))
-        return _with_state(data, target)
-    upstream = data["upstream"]
-    if isinstance(upstream, str):
-        upstream = {"url": upstream}
-    url = str(upstream["url"])
-    method = str(upstream.get("method", "GET")).upper()
-    # Leave room inside the reply deadline to store the answer and send it.
-    timeout = max(0.05, min(float(upstream.get("timeout", 1.5)), context.deadline - 0.1))
-
-    async def call_upstream(sms: IncomingSms, match: Match) -> str | Reply | None:
-        values = variables(sms, match, timezone)
-        try:
-            return await fetch_reply(url, method, timeout, sms, values)
-        except UpstreamError as error:
-            if fallback is None:
-                raise
-            return Reply(str(fallback).format_map(values), error=str(error))
-
-    return _with_state(data, call_upstream)
 
 
 def rules_source(settings: Settings, config_file: Path | None) -> Path | None:
