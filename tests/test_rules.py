@@ -255,6 +255,21 @@ def test_each_upstream_failure_gives_the_rule_fallback_and_records_why(
     assert why in stored.error  # type: ignore[attr-defined]
 
 
+def test_the_upstream_pool_belongs_to_the_router_and_closes_with_the_app(upstream: str) -> None:
+    context = RulesContext()
+    rules = RulesFile.from_text(f'[[rules]]\nkeyword = "ORDER"\nupstream = "{upstream}/empty"\n')
+    built = rules.build(context)
+
+    async def run() -> tuple[bool, bool]:
+        async with app_target(built) as target:
+            await check_sms(target, AppletSms(body="ORDER 1"), repeat=False)
+            pool = context.upstream._client
+            assert pool is not None and not pool.is_closed  # made by the first call
+        return pool.is_closed, context.upstream._client is None
+
+    assert asyncio.run(run()) == (True, True)  # the app's end closed it
+
+
 def test_upstream_without_a_rule_fallback_uses_the_global_one(upstream: str) -> None:
     converse(
         router(f'[[rules]]\nkeyword = "ORDER"\nupstream = "{upstream}/error"\n'),

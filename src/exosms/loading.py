@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
 
 from exosms.routing import Router
 
@@ -18,9 +16,6 @@ def load_object(spec: str) -> object:
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise AppLoadError(f"{spec!r} must look like module:attribute (e.g. shop:router)")
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -38,7 +33,7 @@ def load_router(spec: str) -> Router:
     """Import ``module:attribute`` and return the Router it names.
 
     The attribute may be a Router or a function without arguments that returns one. The
-    current directory is importable, as it is for ``python -m``.
+    ``exosms`` command makes the current directory importable, as ``python -m`` does.
     """
     target = load_object(spec)
     if isinstance(target, Router):

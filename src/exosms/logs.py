@@ -76,6 +76,8 @@ class Redactor(logging.Filter):
 
 
 def quieten_logging_overhead() -> None:
+    """Turn off the logging module's per-record caller and thread lookups (no format of
+    ours uses them). Process-wide: for entry points only (``serve`` and its workers)."""
     logging._srcfile = None  # no caller lookup per record
     logging.logThreads = False
     logging.logProcesses = False

@@ -125,6 +125,7 @@ class Router:
         self._others: list[Rule] = []  # regex and catch-all rules, in order
         self._default: Rule | None = None
         self._sessions = sessions
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -217,6 +218,17 @@ class Router:
         for rule in other.rules:
             self._place(replace(rule, index=len(self._rules)))
         self._sessions = self._sessions or other._sessions
+        self._closers.extend(other._closers)
+
+    def on_close(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Call ``close`` when the server that runs this router stops (a connection pool
+        the handlers share, say)."""
+        self._closers.append(close)
+
+    async def aclose(self) -> None:
+        """Run every :meth:`on_close` callback, in the order they were given."""
+        for close in self._closers:
+            await close()
 
     def _make(
         self,

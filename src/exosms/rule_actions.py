@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from exosms.routing import Handler
 from exosms.rule_table import RuleTable
 from exosms.sms import IncomingSms, Match, Reply
-from exosms.upstream import UpstreamError, fetch_reply
+from exosms.upstream import Upstream, UpstreamError
 
 VARIABLES = ("sender", "recipient", "body", "rest", "keyword", "sms_sid", "received_at")
 
@@ -26,8 +26,8 @@ class RulesContext:
 
     deadline: float = 2.0
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
-    import_object: Callable[[str], Any] | None = None
     check_imports: bool = True
+    upstream: Upstream = field(default_factory=Upstream)  # the pool the upstream rules share
 
 
 class _Variables(dict[str, Any]):
@@ -113,6 +113,7 @@ def handler_for(table: RuleTable, context: RulesContext) -> Handler:
         target = import_handler(table.handler)
         return _with_state(table, target)
     assert table.upstream is not None
+    upstream = context.upstream
     url, method = table.upstream.url, table.upstream.method
     # Leave room inside the reply deadline to store the answer and send it.
     timeout = max(0.05, min(table.upstream.timeout, context.deadline - 0.1))
@@ -120,7 +121,7 @@ def handler_for(table: RuleTable, context: RulesContext) -> Handler:
     async def call_upstream(sms: IncomingSms, match: Match) -> str | Reply | None:
         values = variables(sms, match, timezone)
         try:
-            return await fetch_reply(url, method, timeout, sms, values)
+            return await upstream.fetch_reply(url, method, timeout, sms, values)
         except UpstreamError as error:
             if fallback is None:
                 raise

@@ -340,6 +340,8 @@ class RulesFile:
                 router.regex(
                     str(table.regex), name=spec.name, to=to, senders=senders, state=table.state
                 )(handler)
+        if any(spec.table.upstream is not None for spec in self.specs):
+            router.on_close(context.upstream.aclose)
         if app_router is not None and not included_app:
             router.include(app_router)
         return router

@@ -16,11 +16,13 @@ import collections
 import contextlib
 import logging
 import time
-from typing import Any
 
+from pydantic import SecretStr
+
+from exosms.config import ExotelSettings
 from exosms.dlt import TemplateRegistry
 from exosms.exotel.callbacks import sign
-from exosms.exotel.client import Client, DltRefused, ExotelError, OutgoingSms, client_from_settings
+from exosms.exotel.client import Client, DltRefused, ExotelError, OutgoingSms
 from exosms.store.base import StoreUnavailable
 from exosms.store.outbox import Outbox, OutboxRow
 
@@ -186,26 +188,49 @@ class OutboxWorker:
             log.info("outbox %d sent as %s", row.id, result.sid)
 
 
-def status_callback_url(settings: Any) -> str | None:
+def client_from_settings(
+    exotel: ExotelSettings, *, dlt_mode: str = "auto", registry: TemplateRegistry | None = None
+) -> Client:
+    """A :class:`Client` for the ``[exotel]`` settings (which must be configured)."""
+    if exotel.account_sid is None or exotel.api_key is None or exotel.api_token is None:
+        raise ValueError("[exotel] needs account_sid, api_key and api_token")
+    return Client(
+        exotel.account_sid,
+        exotel.api_key,
+        exotel.api_token.get_secret_value(),
+        base_url=exotel.api_url,
+        sender=exotel.sender,
+        dlt_entity_id=exotel.dlt_entity_id,
+        sms_type=exotel.sms_type,
+        registry=registry,
+        dlt_mode=dlt_mode,
+        timeout=exotel.timeout_seconds,
+    )
+
+
+def status_callback_url(exotel: ExotelSettings, webhook_token: SecretStr | None) -> str | None:
     """Where Exotel posts delivery status: ``<public_url>/exotel/status[/<token>]``."""
-    public_url = settings.exotel.public_url
-    if not public_url:
+    if not exotel.public_url:
         return None
-    url = str(public_url).rstrip("/") + "/exotel/status"
-    token = settings.auth.token
-    return url + "/" + token.get_secret_value() if token is not None else url
+    url = str(exotel.public_url).rstrip("/") + "/exotel/status"
+    return url + "/" + webhook_token.get_secret_value() if webhook_token is not None else url
 
 
 def worker_from_settings(
-    settings: Any, outbox: Outbox, registry: TemplateRegistry | None = None
+    exotel: ExotelSettings,
+    outbox: Outbox,
+    *,
+    webhook_token: SecretStr | None = None,
+    dlt_mode: str = "auto",
+    registry: TemplateRegistry | None = None,
 ) -> OutboxWorker:
-    """The outbox worker for ``settings.exotel`` (which must be configured)."""
-    exotel = settings.exotel
+    """The outbox worker for the ``[exotel]`` settings (which must be configured);
+    ``webhook_token`` is the token of the status callback URL."""
     return OutboxWorker(
         outbox,
-        client_from_settings(settings, registry),
+        client_from_settings(exotel, dlt_mode=dlt_mode, registry=registry),
         signing_key=exotel.signing_key(),
-        status_callback=status_callback_url(settings),
+        status_callback=status_callback_url(exotel, webhook_token),
         unknown_wait=exotel.unknown_wait_seconds,
         resend_unknown=exotel.unknown_policy == "resend",
         reconcile_after=exotel.reconcile_after_seconds,

@@ -3,6 +3,9 @@ or group of commands, each registered here."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from exosms.cli import (
@@ -26,6 +29,11 @@ __all__ = ["main", "parse_age"]
 @click.version_option(package_name="exosms")
 def main() -> None:
     """exosms: answer the SMS your customers send to your Exotel number."""
+    # As `python -m` does, for `--app shop:router` and `python = "shop:router"` rules: the
+    # command is the process's entry point, so this is set once, before anything is loaded.
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 for _command in (

@@ -48,7 +48,13 @@ def send(
     registry = _local_registry(settings)
 
     async def go(db: Database) -> str:
-        worker = worker_from_settings(settings, db.outbox, registry)
+        worker = worker_from_settings(
+            settings.exotel,
+            db.outbox,
+            webhook_token=settings.auth.token,
+            dlt_mode=settings.dlt.mode,
+            registry=registry,
+        )
         try:
             # The DLT check and the sender before anything is stored: a refusal stores nothing.
             worker.client.prepare(OutgoingSms(normalise(to), body, sender, template_id))

@@ -374,23 +374,6 @@ class Client:
         return results
 
 
-def client_from_settings(settings: Any, registry: TemplateRegistry | None = None) -> Client:
-    """A :class:`Client` for ``settings.exotel`` (which must be configured)."""
-    exotel = settings.exotel
-    return Client(
-        exotel.account_sid,
-        exotel.api_key,
-        exotel.api_token.get_secret_value(),
-        base_url=exotel.api_url,
-        sender=exotel.sender,
-        dlt_entity_id=exotel.dlt_entity_id,
-        sms_type=exotel.sms_type,
-        registry=registry,
-        dlt_mode=settings.dlt.mode,
-        timeout=exotel.timeout_seconds,
-    )
-
-
 class SyncClient:
     """:class:`Client` for scripts without an event loop: the same arguments and methods.
 

@@ -213,8 +213,8 @@ class Api:
             return _error(400, "from and to must be strings")
         if not sender.strip() or not recipient.strip() or len(sender) > 64 or len(recipient) > 64:
             return _error(400, "from and to must be 1 to 64 characters")
-        if len(data["body"]) > self.inbox.settings.max_body_chars:
-            return _error(400, f"body: at most {self.inbox.settings.max_body_chars} characters")
+        if len(data["body"]) > self.inbox.max_body_chars:
+            return _error(400, f"body: at most {self.inbox.max_body_chars} characters")
         trial = await try_message(
             self.inbox.engine, self.inbox.queries, sender, recipient, data["body"]
         )
@@ -223,7 +223,7 @@ class Api:
     async def openapi(self, request: Request) -> Response:
         if self.inbox.signer is None:
             return _error(404, "the API is off: set an admin password with `exosms password`")
-        return _ok(openapi.openapi_document(self.inbox.settings.max_body_chars))
+        return _ok(openapi.openapi_document(self.inbox.max_body_chars))
 
     def routes(self) -> list[BaseRoute]:
         g = self.guarded

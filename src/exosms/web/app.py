@@ -29,7 +29,6 @@ from exosms.routing import Router
 from exosms.rules import RulesError, router_from_settings, rules_source
 from exosms.sending import OutboxWorker, worker_from_settings
 from exosms.store import Database, Store, StoreUnavailable, open_database
-from exosms.upstream import close_clients
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
 from exosms.web.auth import Gatekeeper
@@ -84,104 +83,23 @@ def create_app(
     With ``rebuild_router`` and ``watch``, the router is rebuilt when ``watch`` changes on
     disk or the process gets SIGHUP; a rebuild that fails leaves the running router in place.
     """
-    store = database.store
-    gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
     late = settings.late_replies
     sends_late = late == "api" or (late == "auto" and settings.exotel.is_configured)
-    engine = ReplyEngine(
-        store,
-        router,
-        deadline=settings.reply_deadline,
-        fallback=settings.fallback_reply,
-        cache_size=settings.replay_cache_size,
-        gate=gate,
-        session_ttl=settings.session_ttl,
-        guards=Guards(settings.guards),
-        max_concurrent_handlers=settings.max_concurrent_handlers,
-        handler_threads=settings.handler_threads,
-        late_replies=(lambda: wake_outbox()) if sends_late else None,
+    running = _Running(settings, database, rebuild_router, watch)
+    engine = running.engine = engine_from_settings(
+        settings, database.store, router, running.gate, running.wake_outbox if sends_late else None
     )
-
-    async def load_templates() -> None:
-        templates = await store.load_templates()
-        gate.registry = await asyncio.to_thread(
-            TemplateRegistry,
-            templates,
-            var_max_len=settings.dlt.var_max_len,
-            typed_max_len=settings.dlt.typed_var_max_len,
-        )
-        for running in worker:
-            running.client.registry = gate.registry
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await database.open()
-        await engine.start()
-        await load_templates()
-        watcher = asyncio.create_task(
-            _watch_templates(store, settings.dlt.reload_seconds, load_templates, gate)
-        )
-        # The overview's first read of a week of messages is the slow one: do it now.
-        warm = asyncio.create_task(inbox.warm_up()) if settings.inbox.enabled else None
-        rules_watcher = (
-            asyncio.create_task(
-                _watch_rules(engine, watch, rebuild_router, settings.rules_reload_seconds)
-            )
-            if watch is not None and rebuild_router is not None
-            else None
-        )
-        if settings.exotel.is_configured:
-            worker.append(worker_from_settings(settings, database.outbox, gate.registry))
-            worker[0].start()
-        log.info(
-            "exosms answering on %s (DLT %s, %d templates)",
-            settings.applet_path,
-            gate.effective_mode,
-            len(gate.registry),
-        )
-        try:
-            yield
-        finally:
-            for task in (watcher, rules_watcher, warm):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            for running in worker:
-                await running.stop()
-            await close_clients()
-            await engine.stop()
-            await database.close()
-
-    async def healthz(request: Request) -> Response:
-        try:
-            await store.ping()
-        except StoreUnavailable as error:
-            log.error("health check: database unavailable: %s", error)
-            return _text(503, "database unavailable\n")
-        return _text(200, f"ok\nrefused requests: {gatekeeper.refused}\n")
-
-    async def index(request: Request) -> Response:
-        applet_url = f"{request.base_url}{settings.applet_path.lstrip('/')}"
-        inbox_line = (
-            f"The inbox: {request.base_url}inbox\n"
-            if settings.inbox.enabled
-            else "The inbox is off: set an admin password with `exosms password`.\n"
-        )
-        return _text(
-            200,
-            f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
-            + inbox_line,
-        )
-
     gatekeeper = Gatekeeper(settings.auth)
-    worker: list[OutboxWorker] = []  # set in the lifespan when [exotel] is configured
-
-    def wake_outbox() -> None:
-        if worker:
-            worker[0].wake()
-
-    webhook = webhook_endpoint(engine, gatekeeper, settings.max_body_chars, wake_outbox)
+    inbox = running.inbox = Inbox(
+        settings.inbox,
+        engine,
+        gatekeeper,
+        database.inbox,
+        database.logins,
+        timezone=settings.timezone,
+        max_body_chars=settings.max_body_chars,
+    )
+    webhook = webhook_endpoint(engine, gatekeeper, settings.max_body_chars, running.wake_outbox)
     status = status_endpoint(database.outbox, gatekeeper, settings.exotel.signing_key())
     applet = AppletEndpoint(
         engine,
@@ -189,7 +107,7 @@ def create_app(
         max_body_chars=settings.max_body_chars,
         max_query_bytes=settings.max_query_bytes,
     )
-    inbox = Inbox(settings, engine, gatekeeper, database.inbox, database.logins)
+    pages = _Pages(settings, database.store, gatekeeper)
     app = ExosmsApp(
         applet,
         settings.applet_path,
@@ -200,10 +118,10 @@ def create_app(
             Route("/exotel/webhook/{token}", webhook, methods=["POST"]),
             Route("/exotel/status", status, methods=["GET", "POST"]),
             Route("/exotel/status/{token}", status, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/", index, methods=["GET"]),
+            Route("/healthz", pages.healthz, methods=["GET"]),
+            Route("/", pages.index, methods=["GET"]),
         ],
-        lifespan=lifespan,
+        lifespan=running.lifespan,
     )
     # Starlette's own trailing-slash redirect builds its Location from the Host header.
     app.router.redirect_slashes = False
@@ -212,6 +130,155 @@ def create_app(
     app.state.gatekeeper = gatekeeper
     app.state.settings = settings
     return app
+
+
+def engine_from_settings(
+    settings: Settings,
+    store: Store,
+    router: Router,
+    gate: DltGate,
+    late_replies: Callable[[], None] | None = None,
+) -> ReplyEngine:
+    """The reply engine the settings describe, answering with ``router`` from ``store``."""
+    return ReplyEngine(
+        store,
+        router,
+        deadline=settings.reply_deadline,
+        fallback=settings.fallback_reply,
+        cache_size=settings.replay_cache_size,
+        gate=gate,
+        session_ttl=settings.session_ttl,
+        guards=Guards(settings.guards),
+        max_concurrent_handlers=settings.max_concurrent_handlers,
+        handler_threads=settings.handler_threads,
+        late_replies=late_replies,
+    )
+
+
+class _Running:
+    """What runs beside the endpoints, from the app's start to its end: the store, the
+    engine's lease, the DLT templates and their reloads, the rules' reloads, the outbox
+    worker (when ``[exotel]`` is configured) and the overview's first read."""
+
+    engine: ReplyEngine
+    inbox: Inbox
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        rebuild_router: Callable[[], Router] | None,
+        watch: Path | None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.rebuild_router = rebuild_router
+        self.watch = watch
+        self.gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
+        self.worker: OutboxWorker | None = None  # set at start when [exotel] is configured
+
+    def wake_outbox(self) -> None:
+        """A reply was queued: the worker sends it now rather than at its next look."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    async def load_templates(self) -> None:
+        """The DLT templates from the store, into the gate (and the worker's client)."""
+        dlt = self.settings.dlt
+        templates = await self.database.store.load_templates()
+        self.gate.registry = await asyncio.to_thread(
+            TemplateRegistry,
+            templates,
+            var_max_len=dlt.var_max_len,
+            typed_max_len=dlt.typed_var_max_len,
+        )
+        if self.worker is not None:
+            self.worker.client.registry = self.gate.registry
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        settings = self.settings
+        store = self.database.store
+        tasks = [
+            asyncio.create_task(
+                _watch_templates(store, settings.dlt.reload_seconds, self.load_templates, self.gate)
+            )
+        ]
+        if settings.inbox.enabled:  # the overview's first read of a week is the slow one
+            tasks.append(asyncio.create_task(self.inbox.warm_up()))
+        if self.watch is not None and self.rebuild_router is not None:
+            every = settings.rules_reload_seconds
+            tasks.append(
+                asyncio.create_task(
+                    _watch_rules(self.engine, self.watch, self.rebuild_router, every)
+                )
+            )
+        return tasks
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
+        await self.database.open()
+        await self.engine.start()
+        await self.load_templates()
+        tasks = self._tasks()
+        if settings.exotel.is_configured:
+            self.worker = worker_from_settings(
+                settings.exotel,
+                self.database.outbox,
+                webhook_token=settings.auth.token,
+                dlt_mode=settings.dlt.mode,
+                registry=self.gate.registry,
+            )
+            self.worker.start()
+        log.info(
+            "exosms answering on %s (DLT %s, %d templates)",
+            settings.applet_path,
+            self.gate.effective_mode,
+            len(self.gate.registry),
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.worker is not None:
+                await self.worker.stop()
+            await self.engine.router.aclose()  # the upstream rules' connections
+            await self.engine.stop()
+            await self.database.close()
+
+
+class _Pages:
+    """``/`` (where to point Exotel) and ``/healthz``."""
+
+    def __init__(self, settings: Settings, store: Store, gatekeeper: Gatekeeper) -> None:
+        self.applet_path = settings.applet_path
+        self.inbox_enabled = settings.inbox.enabled
+        self.store = store
+        self.gatekeeper = gatekeeper
+
+    async def healthz(self, request: Request) -> Response:
+        try:
+            await self.store.ping()
+        except StoreUnavailable as error:
+            log.error("health check: database unavailable: %s", error)
+            return _text(503, "database unavailable\n")
+        return _text(200, f"ok\nrefused requests: {self.gatekeeper.refused}\n")
+
+    async def index(self, request: Request) -> Response:
+        applet_url = f"{request.base_url}{self.applet_path.lstrip('/')}"
+        inbox_line = (
+            f"The inbox: {request.base_url}inbox\n"
+            if self.inbox_enabled
+            else "The inbox is off: set an admin password with `exosms password`.\n"
+        )
+        return _text(
+            200,
+            f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
+            + inbox_line,
+        )
 
 
 class _NotFound:
@@ -268,6 +335,7 @@ async def _watch_rules(
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGHUP, changed.set)
     seen = _mtime(path)
+    retiring: set[asyncio.Task[None]] = set()
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), every)
@@ -277,7 +345,7 @@ async def _watch_rules(
         changed.clear()
         seen = now
         try:
-            engine.router = await asyncio.to_thread(rebuild)
+            old, engine.router = engine.router, await asyncio.to_thread(rebuild)
         except RulesError as error:
             for problem in error.problems:
                 log.error("rules not reloaded: %s", problem)
@@ -286,6 +354,14 @@ async def _watch_rules(
             log.error("rules not reloaded: %s; the previous rules stay in force", error)
         else:
             log.info("rules reloaded from %s: %d rules", path, len(engine.router.rules))
+            # Requests already routed by the old rules finish within the deadline.
+            retiring.add(asyncio.create_task(_close_later(old, engine.deadline * 2 + 1)))
+            retiring.difference_update({task for task in retiring if task.done()})
+
+
+async def _close_later(router: Router, delay: float) -> None:
+    await asyncio.sleep(delay)
+    await router.aclose()
 
 
 def _mtime(path: Path) -> float | None:

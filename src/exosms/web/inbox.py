@@ -31,7 +31,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from exosms.config import Settings
+from exosms.config import InboxSettings
 from exosms.engine import ReplyEngine, Trial
 from exosms.passwords import signing_key
 from exosms.store.base import StoreUnavailable
@@ -67,19 +67,22 @@ class Inbox:
 
     def __init__(
         self,
-        settings: Settings,
+        config: InboxSettings,
         engine: ReplyEngine,
         gatekeeper: Gatekeeper,
         queries: InboxQueries,
         logins: Logins,
+        *,
+        timezone: str = "Asia/Kolkata",
+        max_body_chars: int = 1600,
     ) -> None:
-        self.settings = settings
-        self.config = settings.inbox
+        self.config = config
+        self.max_body_chars = max_body_chars  # what /inbox/try and /api/try take
         self.engine = engine
         self.queries = queries
         self.logins = logins
         self.gatekeeper = gatekeeper
-        self.zone = ZoneInfo(settings.timezone)
+        self.zone = ZoneInfo(timezone)
         self.clock = present.Clock(self.zone)
         self.signer = (
             TimestampSigner(signing_key(self.config.password_hash), salt="exosms-session")
@@ -294,8 +297,8 @@ class Inbox:
         body = _field(form, "body")
         error = None
         result = None
-        if len(body) > self.settings.max_body_chars:
-            error = f"the message is longer than {self.settings.max_body_chars} characters"
+        if len(body) > self.max_body_chars:
+            error = f"the message is longer than {self.max_body_chars} characters"
         elif len(sender) > 64 or len(recipient) > 64:
             error = "numbers have at most 64 characters"
         else:
