@@ -28,3 +28,21 @@ def test_the_architecture_page_names_every_module() -> None:
             continue
         name = ".".join(relative.with_suffix("").parts)
         assert f"`{name}`" in page, f"docs/architecture.md does not say what exosms.{name} is"
+
+
+MAX_LINES = 400  # past this, split by concept (docs/architecture.md), or say why not
+
+
+def test_a_module_past_400_lines_says_why_at_its_top() -> None:
+    import ast
+
+    source = ROOT / "src" / "exosms"
+    long = []
+    for path in sorted(source.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "migrations" in path.parts or text.count("\n") <= MAX_LINES:
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if "Why one module" not in docstring:
+            long.append(f"{path.relative_to(source)} ({text.count(chr(10))} lines)")
+    assert not long, f"split these, or say 'Why one module' in their docstring: {long}"

@@ -13,6 +13,11 @@ once the database is back. The handler is not called again. A claim this process
 no longer works on is released. Claims stay this process's own while it renews its lease;
 only a claim whose owner stopped renewing may be taken over (the owner died), the one case
 in which a handler may run twice.
+
+Why one module (about 450 lines): the claim, the completion, the answers kept while the
+database is down and the lease are one protocol with one set of invariants (exactly once,
+durable before the answer); the answer cache, the handler runner and the DLT gate are apart
+(``answers``, ``handlers``, ``gate``).
 """
 
 from __future__ import annotations

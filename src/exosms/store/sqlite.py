@@ -5,6 +5,10 @@ Writes go through one writer thread that owns one connection in WAL mode with
 transaction and commits once: many requests share one fsync (group commit), and each write
 is durable before its future resolves. Reads use SQLAlchemy over aiosqlite, concurrently
 with the writer (WAL readers never block the writer).
+
+Why one module (about 450 lines): the writer thread, its group commit and the statements it
+runs (claims, answers, guard counts) are one unit: the durability of every answer depends
+on all three, and the fault suite tests them as one.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The schemas are pydantic's, derived from the models below (the API's own JSON sh
 from the stored dataclasses (:class:`~exosms.store.base.StoredMessage`,
 :class:`~exosms.store.inbox.Delivery`, :class:`~exosms.result.Result`); the paths and
 parameters are written here. The tests check the running API against it (schemathesis).
-About 400 lines, most of them the one declaration of the paths: kept together on purpose.
+Why one module (about 400 lines): most of it is the one declaration of the paths, kept
+beside the models it refers to.
 """
 
 from __future__ import annotations

@@ -1,0 +1,229 @@
+"""The tables of the settings file (``[dlt]``, ``[auth]``, ``[guards]``, ``[exotel]``,
+``[inbox]``), each declared once with type, default and help. :class:`exosms.config.Settings`
+holds one of each; each part of exosms is given its own table."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class DltSettings(BaseModel):
+    """The DLT gate on every reply (``[dlt]`` in the TOML file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["auto", "off", "warn", "enforce"] = Field(
+        "auto",
+        description="`off`: no check. `warn`: record and log the verdict, send anyway. "
+        "`enforce`: a reply matching no approved template is not sent (the fallback is, if "
+        "it matches one). `auto`: `warn` while no templates are loaded, `enforce` once some are.",
+    )
+    var_max_len: int = Field(
+        30, ge=1, le=500, description="Most characters one `{#var#}` may hold (DLT: 30)."
+    )
+    typed_var_max_len: int = Field(
+        30,
+        ge=1,
+        le=500,
+        description="Most characters a typed tag (`{#numeric#}`, `{#cbn#}`, ...) may hold; "
+        "some portals allow 40.",
+    )
+    reload_seconds: float = Field(
+        5.0, gt=0, description="How often the server looks for newly imported templates."
+    )
+
+
+class AuthSettings(BaseModel):
+    """Who may call the webhook (``[auth]``). Exotel signs nothing and publishes no IPs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr | None = Field(
+        None,
+        description="A secret the caller must present: in the path (`/exotel/sms/<token>`) or "
+        "as `?token=`. `exosms init` makes one.",
+    )
+    basic_user: str | None = Field(None, description="HTTP Basic auth user name.")
+    basic_password: SecretStr | None = Field(None, description="HTTP Basic auth password.")
+    allow_ips: list[str] = Field(
+        default_factory=list,
+        description='CIDRs allowed to call (e.g. `["203.0.113.0/24"]`); empty allows all.',
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of your reverse proxies; only from them is `X-Forwarded-For` believed.",
+    )
+
+    @field_validator("allow_ips", "trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR") from None
+        return value
+
+
+class GuardSettings(BaseModel):
+    """Opt-out and loop protection (``[guards]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    optout_keywords: list[str] = Field(
+        ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"],
+        description="A message that is one of these (alone) opts the sender out.",
+    )
+    optin_keywords: list[str] = Field(
+        ["START", "UNSTOP"], description="A message that is one of these opts the sender back in."
+    )
+    optout_reply: str = Field(
+        "You will get no more SMS from this number. Send START to opt back in.",
+        description="The one confirmation sent on opting out; empty sends none.",
+    )
+    optin_reply: str = Field(
+        "You will get SMS from this number again. Send STOP to opt out.",
+        description="The confirmation sent on opting back in; empty sends none.",
+    )
+    replies_per_10min: int = Field(5, ge=0, description="Most replies to one sender in 10 minutes.")
+    replies_per_day: int = Field(50, ge=0, description="Most replies to one sender in 24 hours.")
+    loop_window_seconds: float = Field(
+        300,
+        ge=0,
+        description="The same text from the same sender within this many seconds gets at "
+        "most one reply.",
+    )
+    reply_to_non_numbers: bool = Field(
+        False,
+        description="Reply to short codes and alphanumeric senders (`VM-ACMEIN`); off by "
+        "default, since those are machines.",
+    )
+
+
+class ExotelSettings(BaseModel):
+    """Exotel's send API, for replies to webhook SMS and `exosms send` (``[exotel]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_sid: str | None = Field(None, description="Your Exotel account SID.")
+    api_key: str | None = Field(None, description="API key (Exotel dashboard, API settings).")
+    api_token: SecretStr | None = Field(None, description="API token: a secret, never logged.")
+    api_url: str = Field(
+        "https://api.exotel.com",
+        description="`https://api.exotel.com` (Singapore) or `https://api.in.exotel.com` "
+        "(Mumbai); a fake Exotel's URL in tests.",
+    )
+    sender: str | None = Field(
+        None, description="`From` for outgoing SMS: your ExoPhone or DLT header."
+    )
+    dlt_entity_id: str | None = Field(None, description="Your DLT principal entity id.")
+    sms_type: Literal["transactional", "transactional_opt_in", "promotional"] = Field(
+        "transactional", description="Exotel's `SmsType` for outgoing SMS."
+    )
+    public_url: str | None = Field(
+        None,
+        description="Where Exotel reaches this server (e.g. `https://sms.example.in`), for "
+        "delivery status callbacks. Unset: no callbacks are asked for.",
+    )
+    timeout_seconds: float = Field(
+        10, gt=0, le=120, description="How long a call to Exotel's API may take."
+    )
+    send_lease_seconds: float = Field(
+        60,
+        ge=1,
+        description="How long one process holds an SMS it is sending; past it (the process "
+        "died) the SMS is due again if it was not yet posted, and in doubt if it was.",
+    )
+    unknown_policy: Literal["hold", "resend"] = Field(
+        "hold",
+        description="An SMS whose send may have reached Exotel (its answer was lost) and that "
+        "no status callback settled within `unknown_wait_seconds`: `hold` it for a person "
+        "(`exosms outbox resend|give-up ID`), or `resend` it (the customer may get it twice).",
+    )
+    unknown_wait_seconds: float = Field(
+        600, ge=1, description="How long an SMS in doubt waits for its status callback."
+    )
+    reconcile_after_seconds: float = Field(
+        900,
+        ge=1,
+        description="A sent SMS with no final delivery status after this long is looked up "
+        "through Exotel's SMS details endpoint (a lost callback made good).",
+    )
+    reconcile_per_minute: int = Field(
+        30, ge=0, le=6000, description="Most details look-ups a process makes per minute."
+    )
+    callback_key: SecretStr | None = Field(
+        None,
+        description="Signs the `CustomField` of every SMS so that a forged status callback is "
+        "refused. Default: derived from `api_token`.",
+    )
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.account_sid and self.api_key and self.api_token)
+
+    def signing_key(self) -> bytes:
+        """The key for status callbacks' signed ``CustomField`` (see exosms.exotel.callbacks)."""
+        from exosms.exotel.callbacks import key_from_secret
+
+        secret = self.callback_key or self.api_token
+        return key_from_secret(secret.get_secret_value()) if secret is not None else b""
+
+
+class InboxSettings(BaseModel):
+    """The inbox pages under /inbox and the JSON API under /api (``[inbox]``).
+
+    Both are off until ``password_hash`` is set (`exosms password` or `exosms init` set it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password_hash: str | None = Field(
+        None,
+        description="scrypt hash of the admin password, made by `exosms password`; never the "
+        "password itself. Unset: the inbox and API are off (404).",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /api (`Authorization: Bearer ...`); made by "
+        "`exosms password --api-token`. Unset: /api answers only a logged-in browser.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 90, description="Hours a login lasts before asking again."
+    )
+    lockout_attempts: int = Field(
+        5, ge=1, description="Failed logins from one address before it is locked out."
+    )
+    lockout_seconds: float = Field(
+        900.0, ge=1, description="How long a locked-out address waits, and the failure window."
+    )
+    lockout_account_attempts: int = Field(
+        50,
+        ge=1,
+        description="Failed logins against the account from all addresses together, in the "
+        "same window, before logins are refused from everywhere (guesses spread over many "
+        "addresses); a right password resets it.",
+    )
+    poll_seconds: float = Field(
+        2.0, gt=0, le=60, description="How often open pages look for new messages."
+    )
+
+    @field_validator("password_hash")
+    @classmethod
+    def _is_hash(cls, value: str | None) -> str | None:
+        if value is not None:
+            from exosms.passwords import PasswordError, check_hash_format
+
+            try:
+                check_hash_format(value)
+            except PasswordError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.password_hash is not None
