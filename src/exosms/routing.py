@@ -57,6 +57,7 @@ class Scope:
         senders: Iterable[str] | None = None,
         state: str | None = None,
     ) -> Scope:
+        """A scope of recipient numbers, sender numbers (any form) and a session state."""
         recipients = frozenset(normalise(str(n)) for n in to) if to else None
         sender_list = (
             tuple(s if s.endswith("*") else normalise(s) for s in (str(x).strip() for x in senders))
@@ -66,6 +67,7 @@ class Scope:
         return cls(recipients, sender_list, state)
 
     def accepts(self, sms: IncomingSms, state: str | None) -> bool:
+        """Whether ``sms``, in session ``state``, is within this scope."""
         if self.recipients is not None and sms.recipient not in self.recipients:
             return False
         if self.senders is not None and not any(
@@ -103,10 +105,12 @@ class Rule:
 
     @property
     def keyword(self) -> str | None:
+        """The rule's first keyword (``None`` for a regex or catch-all rule)."""
         return self.keywords[0] if self.keywords else None
 
     @property
     def is_catch_all(self) -> bool:
+        """Whether the rule answers any message (no keyword, no pattern)."""
         return not self.keywords and self.pattern is None
 
 

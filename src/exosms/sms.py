@@ -23,6 +23,7 @@ class Session(MutableMapping[str, Any]):
 
     @classmethod
     def unavailable(cls) -> Session:
+        """A session that cannot be used (the router does not use sessions)."""
         return cls(available=False)
 
     def _check(self) -> None:
@@ -55,6 +56,7 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def state(self) -> str | None:
+        """The conversation's state (``None``: none), as rules' ``state`` match it."""
         value = self.get("state")
         return None if value is None else str(value)
 
@@ -66,6 +68,7 @@ class Session(MutableMapping[str, Any]):
             self["state"] = value
 
     def as_dict(self) -> dict[str, Any]:
+        """A copy of the session's values."""
         return dict(self._data)
 
 

@@ -83,6 +83,8 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class TurnResult:
+    """One turn of a script, and what the server answered to it."""
+
     turn: Turn
     check: SmsCheck
 

@@ -74,6 +74,7 @@ class Ambiguous(ExotelError):
 
     @property
     def is_ambiguous(self) -> bool:
+        """Always: Exotel may have accepted the SMS."""
         return True
 
 
@@ -395,12 +396,15 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
+        """Close the connections and the private event loop."""
         if not self._loop.is_closed():
             self._loop.run_until_complete(self._client.aclose())
             self._loop.close()
 
     def send(self, to: str, body: str, **options: Any) -> SendResult:
+        """:meth:`Client.send`, waited for."""
         return self._loop.run_until_complete(self._client.send(to, body, **options))
 
     def send_bulk(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
+        """:meth:`Client.send_bulk`, waited for."""
         return self._loop.run_until_complete(self._client.send_bulk(messages))
