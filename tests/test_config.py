@@ -89,6 +89,53 @@ def test_every_setting_is_documented() -> None:
         assert description, f"setting {name} has no help text"
 
 
+def test_every_destination_setting_is_documented() -> None:
+    from exosms.settings_sections import DestinationSettings
+
+    docs = (ROOT / "docs" / "forwarding.md").read_text()
+    for name, field in DestinationSettings.model_fields.items():
+        assert f"| `{name}` |" in docs, f"docs/forwarding.md does not list {name}"
+        assert field.description, f"destination setting {name} has no help text"
+
+
+def test_destinations_survive_the_trip_to_worker_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exosms.config import secret_values, settings_as_environment
+
+    hook = {
+        "name": "crm",
+        "kind": "webhook",
+        "url": "https://crm.example.in/sms",
+        "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    }
+    original = load_settings(forwarding={"destinations": [hook]})
+    assert "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" in secret_values(original)
+    for key, value in settings_as_environment(original).items():
+        monkeypatch.setenv(key, value)
+    assert load_settings() == original
+
+
+@pytest.mark.parametrize(
+    "destination, reason",
+    [
+        ({"name": "crm", "kind": "webhook", "url": "https://x.in"}, "needs secrets"),
+        ({"name": "crm", "kind": "webhook", "url": "https://x.in", "secrets": ["abc"]}, "whsec_"),
+        ({"name": "q", "kind": "nats", "url": "http://x"}, "starts with nats://"),
+        ({"name": "Bad Name", "kind": "redis", "url": "redis://x"}, "name"),
+        ({"name": "q", "kind": "redis", "url": "redis://x", "events": ["sms.sent"]}, "event type"),
+    ],
+)
+def test_a_wrong_destination_says_what_is_wrong(
+    destination: dict[str, object], reason: str
+) -> None:
+    from exosms.config import ConfigError
+
+    with pytest.raises((ConfigError, ValueError)) as raised:
+        load_settings(forwarding={"destinations": [destination]})
+    assert reason in str(raised.value)
+
+
 def test_nested_settings_from_toml_and_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,7 @@ from exosms.settings_sections import (
     AuthSettings,
     DltSettings,
     ExotelSettings,
+    ForwardingSettings,
     GuardSettings,
     InboxSettings,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "ConfigError",
     "DltSettings",
     "ExotelSettings",
+    "ForwardingSettings",
     "GuardSettings",
     "InboxSettings",
     "Settings",
@@ -122,6 +124,9 @@ class Settings(BaseSettings):
     guards: GuardSettings = Field(GuardSettings(), description="Opt-out and loop protection.")
     exotel: ExotelSettings = Field(ExotelSettings(), description="Exotel's send API.")
     inbox: InboxSettings = Field(InboxSettings(), description="The inbox pages and JSON API.")
+    forwarding: ForwardingSettings = Field(
+        ForwardingSettings(), description="Every event to the business's own systems."
+    )
     late_replies: Literal["auto", "off", "api"] = Field(
         "auto",
         description="A handler that misses the applet's deadline: `api` sends its reply "
@@ -330,6 +335,9 @@ def secret_values(settings: Settings) -> list[str]:
         elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
                 walk(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
 
     walk(settings)
     found += [v for v in (settings.exotel.account_sid, settings.exotel.api_key) if v]
@@ -346,6 +354,8 @@ def settings_as_environment(settings: Settings) -> dict[str, str]:
             return value.get_secret_value()
         if isinstance(value, dict):
             return {k: reveal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [reveal(v) for v in value]
         return value
 
     env: dict[str, str] = {}

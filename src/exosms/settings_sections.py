@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class DltSettings(BaseModel):
@@ -227,3 +227,144 @@ class InboxSettings(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.password_hash is not None
+
+
+EVENT_TYPES = (
+    "sms.received",
+    "sms.answered",
+    "sms.delivery",
+    "sms.opted_out",
+    "sms.opted_in",
+    "reply.held",
+)
+DestinationKind = Literal["webhook", "nats", "rabbitmq", "redis"]
+
+
+class DestinationSettings(BaseModel):
+    """One place every event goes (``[[forwarding.destinations]]``), with its filter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        ...,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="A short name (a-z, 0-9, - and _): in logs, `exosms events`, the API.",
+    )
+    kind: DestinationKind = Field(
+        ..., description="`webhook`, `nats` (JetStream), `rabbitmq` or `redis` (Streams)."
+    )
+    url: SecretStr = Field(
+        ...,
+        description="Where: `https://...` for a webhook, `nats://host:4222`, "
+        "`amqp://user:password@host/vhost`, `redis://host:6379/0` (kept secret: it may hold "
+        "a password).",
+    )
+    secrets: list[SecretStr] = Field(
+        [],
+        description="webhook: `whsec_...` secrets to sign with (Standard Webhooks); two while "
+        "rotating, the new one first. Required for a webhook.",
+    )
+    subject: str = Field(
+        "exosms.{type}",
+        description="nats: the subject (`{type}`: the event type, e.g. `exosms.sms.received`).",
+    )
+    stream: str = Field(
+        "",
+        description="nats: a JetStream stream to create for the subjects when missing (empty: "
+        "it must exist); redis: the stream key (default `exosms:events`).",
+    )
+    exchange: str = Field(
+        "exosms", description="rabbitmq: a durable topic exchange, declared if missing."
+    )
+    routing_key: str = Field(
+        "{type}", description="rabbitmq: the routing key (`{type}`: the event type)."
+    )
+    max_len: int = Field(
+        1_000_000, ge=1, description="redis: the stream is trimmed to about this many entries."
+    )
+    timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="The most one delivery may take before it is retried."
+    )
+    events: list[str] = Field([], description="Only these event types (empty: every type).")
+    recipients: list[str] = Field(
+        [], description="Only messages to these Exotel numbers (empty: every number)."
+    )
+    rules: list[str] = Field([], description="Only messages answered by these rules.")
+    outcomes: list[str] = Field([], description="Only messages with these outcomes.")
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in EVENT_TYPES:
+                raise ValueError(f"{name!r} is not an event type ({', '.join(EVENT_TYPES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> DestinationSettings:
+        url = self.url.get_secret_value()
+        schemes = {
+            "webhook": ("http://", "https://"),
+            "nats": ("nats://", "tls://"),
+            "rabbitmq": ("amqp://", "amqps://"),
+            "redis": ("redis://", "rediss://", "unix://"),
+        }[self.kind]
+        if not url.startswith(schemes):
+            raise ValueError(f"{self.name}: a {self.kind} url starts with {' or '.join(schemes)}")
+        if self.kind == "webhook":
+            if not self.secrets:
+                raise ValueError(f'{self.name}: a webhook needs secrets = ["whsec_..."]')
+            for secret in self.secrets:
+                if not secret.get_secret_value().startswith("whsec_"):
+                    raise ValueError(f"{self.name}: webhook secrets start with whsec_")
+        return self
+
+
+class ForwardingSettings(BaseModel):
+    """Every event forwarded to the business's own systems (``[forwarding]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    destinations: list[DestinationSettings] = Field(
+        [], description="Where events go (`[[forwarding.destinations]]`); none: kept only."
+    )
+    poll_seconds: float = Field(
+        0.2, gt=0, le=60, description="How often each process looks for events to deliver."
+    )
+    max_attempts: int = Field(
+        100, ge=1, description="Deliveries tried before an event is dead-lettered."
+    )
+    max_age_seconds: float = Field(
+        86_400.0, gt=0, description="Age past which an undelivered event is dead-lettered."
+    )
+    batch: int = Field(
+        200, ge=1, le=5000, description="Events one process takes per destination at a time."
+    )
+    concurrency: int = Field(
+        16, ge=1, le=256, description="Deliveries in flight per destination and process."
+    )
+    lease_seconds: float = Field(
+        60.0,
+        ge=2,
+        le=3600,
+        description="How long a process holds the events it is delivering; after a crash, "
+        "another process takes them once this runs out.",
+    )
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique_names(cls, value: list[DestinationSettings]) -> list[DestinationSettings]:
+        names = [d.name for d in value]
+        if len(set(names)) != len(names):
+            raise ValueError("destination names must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_delivery(self) -> ForwardingSettings:
+        for destination in self.destinations:
+            if destination.timeout_seconds + 1 > self.lease_seconds:
+                raise ValueError(
+                    f"{destination.name}: timeout_seconds must be at least 1 s shorter than"
+                    " [forwarding] lease_seconds"
+                )
+        return self

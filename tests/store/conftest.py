@@ -20,6 +20,8 @@ TABLES = (
     "web_sessions",
     "claim_owners",
     "login_attempts",
+    "events",
+    "forwards",
 )
 
 

@@ -12,6 +12,7 @@ from exosms.cli import (
     credentials,
     db,
     dlt,
+    events,
     messages,
     optouts,
     outbox,
@@ -50,5 +51,6 @@ for _command in (
     db.db,
     dlt.dlt,
     messages.messages,
+    events.events,
 ):
     main.add_command(_command)

@@ -20,6 +20,7 @@ from exosms.cli.common import (
     _settings,
 )
 from exosms.config import (
+    Settings,
     secret_values,
     settings_as_environment,
 )
@@ -53,6 +54,7 @@ def serve(
     logging.config.dictConfig(log_config)
     resolved = _config_path(config_file)
     _build_router(settings, resolved)  # fail here, with every problem, not in a worker
+    _check_destinations(settings)
     _migrate(settings)
     os.environ.update(settings_as_environment(settings))
     if resolved is not None:
@@ -105,3 +107,15 @@ def fake_exotel(
         err=True,
     )
     uvicorn.run(fake.app(), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _check_destinations(settings: Settings) -> None:
+    """Fail at start, in one line, when a destination's client library is missing."""
+    from exosms.forwarding.destination import MissingExtra
+    from exosms.forwarding.setup import destination_of
+
+    for destination in settings.forwarding.destinations:
+        try:
+            destination_of(destination)
+        except MissingExtra as error:
+            raise click.ClickException(str(error)) from None

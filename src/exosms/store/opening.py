@@ -7,7 +7,9 @@ from exosms.store.postgres import PostgresStore
 from exosms.store.sqlite import SqliteStore
 from exosms.store.urls import parse_database_url
 
-OpenedStore = SqliteStore | PostgresStore  # a store with its services (.inbox, .outbox, .logins)
+OpenedStore = (
+    SqliteStore | PostgresStore
+)  # a store with its services (.inbox, .outbox, .logins, .events)
 
 
 def open_database(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Database:
@@ -16,7 +18,13 @@ def open_database(database_url: str, *, pool_size: int = 10, timeout: float = 5.
     ``timeout`` bounds each call a server database gets (connect, statement).
     """
     store = _store(database_url, pool_size, timeout)
-    return Database(store=store, outbox=store.outbox, inbox=store.inbox, logins=store.logins)
+    return Database(
+        store=store,
+        outbox=store.outbox,
+        inbox=store.inbox,
+        logins=store.logins,
+        events=store.events,
+    )
 
 
 def open_store(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> OpenedStore:

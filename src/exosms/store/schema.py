@@ -180,6 +180,45 @@ delivery_events = Table(
     Column("received_at", Float, nullable=False),
 )
 
+# Every event, written by triggers (migration 0012) with the row it describes, and its
+# delivery to each forwarding destination (store/events.py, docs/forwarding.md).
+events = Table(
+    "events",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("event_id", String(300), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("sender", String(256), nullable=False),
+    Column("recipient", String(256)),
+    Column("sms_sid", String(128)),
+    Column("outbox_id", ID),
+    Column("data", Text),
+    Column("created_at", Float, nullable=False),
+    Column("fanned", Integer, nullable=False, server_default="0"),
+    Index("ix_events_fanned", "fanned", "id"),
+    Index("ix_events_created", "created_at"),
+    Index("ix_events_sms_sid", "sms_sid"),
+)
+
+forwards = Table(
+    "forwards",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("event", ID, nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("sender", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float),
+    Index("ix_forwards_due", "destination", "state", "next_attempt_at"),
+    Index("ix_forwards_sender", "destination", "sender", "state", "id"),
+    Index("ix_forwards_event", "event"),
+)
+
 # The message row is declared once, as StoredMessage: the column list (and so every SELECT
 # and StoredMessage(*row)) follows its fields; tests/store/test_schema.py checks the table.
 MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StoredMessage))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from exosms.dlt import Template
 from exosms.store.base import OptOut, OutboxWrite, StoredMessage, StoreUnavailable
 from exosms.store.errors import reason, sql_errors
+from exosms.store.events import EventStore
 from exosms.store.inbox import InboxQueries
 from exosms.store.logins import Logins
 from exosms.store.outbox import Outbox
@@ -249,6 +250,7 @@ class SqlBackedStore:
     _reader: SqlReader
     _inbox: InboxQueries | None = None
     _logins: Logins | None = None
+    _events: EventStore | None = None
 
     @property
     def outbox(self) -> Outbox:
@@ -259,6 +261,12 @@ class SqlBackedStore:
         if self._inbox is None:
             self._inbox = InboxQueries(self._reader.engine)
         return self._inbox
+
+    @property
+    def events(self) -> EventStore:
+        if self._events is None:
+            self._events = EventStore(self._reader.engine)
+        return self._events
 
     @property
     def logins(self) -> Logins:
@@ -298,7 +306,9 @@ class SqlBackedStore:
 
     async def prune(self, before: float, batch: int = 1000) -> int:
         await self.inbox.refresh()  # conversations count every message before some go
-        return await self._reader.prune(before, batch)
+        pruned = await self._reader.prune(before, batch)
+        await self.events.prune(before)  # events go with their messages
+        return pruned
 
     async def record_late_reply(
         self, sms_sid: str, text: str, outbox: OutboxWrite | None = None

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from exosms.config import Settings, load_settings, resolve_config_file
 from exosms.dlt import TemplateRegistry
 from exosms.engine import ReplyEngine
+from exosms.forwarding.forwarder import Forwarder
+from exosms.forwarding.setup import forwarder_of
 from exosms.gate import DltGate
 from exosms.guards import Guards
 from exosms.loading import AppLoadError
@@ -158,7 +160,7 @@ def engine_from_settings(
 class _Running:
     """What runs beside the endpoints, from the app's start to its end: the store, the
     engine's lease, the DLT templates and their reloads, the rules' reloads, the outbox
-    worker (when ``[exotel]`` is configured) and the overview's first read."""
+    worker (when ``[exotel]`` is configured), the forwarder and the overview's first read."""
 
     engine: ReplyEngine
     inbox: Inbox
@@ -176,6 +178,7 @@ class _Running:
         self.watch = watch
         self.gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
         self.worker: OutboxWorker | None = None  # set at start when [exotel] is configured
+        self.forwarder: Forwarder | None = None  # set at start
 
     def wake_outbox(self) -> None:
         """A reply was queued: the worker sends it now rather than at its next look."""
@@ -221,6 +224,8 @@ class _Running:
         await self.engine.start()
         await self.load_templates()
         tasks = self._tasks()
+        self.forwarder = forwarder_of(settings.forwarding, self.database.events)
+        self.forwarder.start()
         if settings.exotel.is_configured:
             self.worker = worker_from_settings(
                 settings.exotel,
@@ -243,6 +248,8 @@ class _Running:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.forwarder is not None:
+                await self.forwarder.stop()
             if self.worker is not None:
                 await self.worker.stop()
             await self.engine.router.aclose()  # the upstream rules' connections

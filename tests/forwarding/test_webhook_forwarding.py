@@ -1,0 +1,173 @@
+"""Forwarding to a real HTTP receiver over sockets: signed, at least once, in order per
+customer, through a receiver that is down, answers 500, or whose exosms is SIGKILLed."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from receiver import Receiver, per_sender
+from servers import ServerProcess, free_port, server_factory
+
+pytestmark = pytest.mark.slow
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OLD_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+SENDERS = ("9052161119", "9812345678", "9000000001")
+BATCH = 200  # [forwarding] batch: at most one leased batch is resent after a SIGKILL
+
+
+def config(port: int, secrets: tuple[str, ...] = (SECRET,), **extra: object) -> str:
+    listed = ", ".join(f'"{s}"' for s in secrets)
+    more = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in extra.items())
+    return (
+        "[forwarding]\npoll_seconds = 0.05\nlease_seconds = 3\n"
+        "[[forwarding.destinations]]\n"
+        f'name = "crm"\nkind = "webhook"\nurl = "http://127.0.0.1:{port}/hook"\n'
+        f"secrets = [{listed}]\ntimeout_seconds = 2\n{more}"
+    )
+
+
+def send(proc: ServerProcess, sender: str, body: str) -> str:
+    sid = uuid.uuid4().hex
+    params = {"SmsSid": sid, "From": sender, "To": "56070", "Body": body}
+    with httpx.Client(timeout=10) as client:
+        assert client.get(f"{proc.url}/exotel/sms", params=params).status_code == 200
+    return sid
+
+
+def expected_order(sids: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {
+        "+91" + sender: [f"{sid}:{step}" for sid in order for step in ("received", "answered")]
+        for sender, order in sids.items()
+    }
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    with server_factory(tmp_path) as make:
+        yield make
+
+
+def test_a_receiver_down_for_a_while_gets_everything_in_order_once_back(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    port = free_port()
+    proc = make_server(config(port))
+    sids: dict[str, list[str]] = {s: [] for s in SENDERS}
+    for n in range(12):  # the receiver is not there yet: connections refused
+        sender = SENDERS[n % 3]
+        sids[sender].append(send(proc, sender, f"ECHO order {n}"))
+    receiver = Receiver(port, SECRET).start()
+    try:
+        events = receiver.wait_for(24)
+        assert receiver.refused == 0
+        assert per_sender(events) == expected_order(sids)
+        answered = next(e for e in events if e.type == "sms.answered")
+        message = answered.payload["data"]["message"]
+        assert (message["reply"], message["rule"]) == (message["body"][5:], "echo")
+        assert answered.payload["schema"] == "exosms.event/1"
+    finally:
+        receiver.stop()
+
+
+def test_500s_then_2xx_with_retry_after_and_the_status_command(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    port = free_port()
+    receiver = Receiver(port, SECRET, fail_next=3, retry_after="1").start()
+    try:
+        proc = make_server(config(port))
+        sid = send(proc, SENDERS[0], "ECHO hello")
+        started = time.monotonic()
+        events = receiver.wait_for(2)
+        assert time.monotonic() - started >= 1.0  # Retry-After: 1 was waited for
+        assert [e.id for e in events] == [f"{sid}:received", f"{sid}:answered"]
+        assert receiver.requests >= 5
+    finally:
+        receiver.stop()
+
+
+def test_two_secrets_while_rotating_each_receiver_verifies_and_a_forgery_is_refused(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    old_port, new_port, wrong_port = free_port(), free_port(), free_port()
+    old = Receiver(old_port, OLD_SECRET).start()
+    new = Receiver(new_port, SECRET).start()
+    wrong = Receiver(wrong_port, "whsec_" + "A" * 32).start()
+    try:
+        hooks = "".join(
+            "[[forwarding.destinations]]\n"
+            f'name = "{name}"\nkind = "webhook"\nurl = "http://127.0.0.1:{p}/hook"\n'
+            f'secrets = ["{SECRET}", "{OLD_SECRET}"]\n'
+            for name, p in (("old", old_port), ("new", new_port), ("wrong", wrong_port))
+        )
+        proc = make_server("[forwarding]\npoll_seconds = 0.05\nmax_attempts = 2\n" + hooks)
+        send(proc, SENDERS[0], "ECHO rotate")
+        assert len(old.wait_for(2)) >= 2 and len(new.wait_for(2)) >= 2
+        with wrong.changed:
+            assert wrong.changed.wait_for(lambda: wrong.refused >= 2, 10)
+        assert wrong.accepted == []
+    finally:
+        for receiver in (old, new, wrong):
+            receiver.stop()
+
+
+def test_exosms_killed_mid_stream_loses_nothing_and_keeps_each_customers_order(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    receiver = Receiver(port, SECRET).start()
+    (tmp_path / "exosms.toml").write_text(config(port))
+    database = f"sqlite:///{tmp_path / 'exosms.db'}"
+    sids: dict[str, list[str]] = {s: [] for s in SENDERS}
+    proc = ServerProcess(tmp_path, free_port(), database, args=["--app", "exosms_test_apps:router"])
+    proc.start()
+    try:
+        stop = threading.Event()
+
+        def traffic(server: ServerProcess) -> None:
+            n = 0
+            while not stop.is_set():
+                sender = SENDERS[n % 3]
+                try:
+                    sid = send(server, sender, f"ECHO k{n}")
+                except (httpx.HTTPError, AssertionError):
+                    return  # the server was killed mid-request: that SMS was not answered
+                sids[sender].append(sid)
+                n += 1
+
+        worker = threading.Thread(target=traffic, args=(proc,))
+        worker.start()
+        with receiver.changed:  # kill it while events are flowing
+            assert receiver.changed.wait_for(lambda: len(receiver.accepted) >= 20, 20)
+        proc.kill()
+        stop.set()
+        worker.join(15)
+        restarted = ServerProcess(
+            tmp_path, proc.port, database, args=["--app", "exosms_test_apps:router"]
+        ).start()
+        try:
+            for n in range(6):
+                sender = SENDERS[n % 3]
+                sids[sender].append(send(restarted, sender, f"ECHO after {n}"))
+            total = 2 * sum(len(v) for v in sids.values())
+            events = receiver.wait_for(total, timeout=40)
+            order = per_sender(events)
+            for sender, expected in expected_order(sids).items():
+                got = order.get(sender, [])
+                # Every answered SMS, in order; a message answered as the process died may
+                # add its events (they are stored), never reorder or lose one.
+                assert [e for e in got if e in expected] == expected, (sender, got)
+            ids = [e.id for e in events]
+            assert len(ids) - len(set(ids)) <= BATCH, "more resent than one leased batch"
+        finally:
+            restarted.stop()
+    finally:
+        proc.stop()
+        receiver.stop()
