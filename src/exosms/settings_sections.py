@@ -266,7 +266,7 @@ class DestinationSettings(BaseModel):
     )
     subject: str = Field(
         "exosms.{type}",
-        description="nats: the subject (`{type}`: the event type, e.g. `exosms.sms.received`).",
+        description="nats: the subject (`{type}`: the event type, such as `sms.received`).",
     )
     stream: str = Field(
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,20 @@ def test_the_api_matches_its_openapi_description(tmp_path: Path) -> None:
         free_port(),
         f"sqlite:///{tmp_path / 'api.db'}",
         args=["--app", "exosms_test_apps:router"],
-        env=inbox_env(),
+        env=inbox_env(
+            # A destination nobody listens at: its events wait, so /api/forwarding and
+            # /api/events have something to show, and replays something to queue.
+            EXOSMS_FORWARDING__DESTINATIONS=json.dumps(
+                [
+                    {
+                        "name": "crm",
+                        "kind": "webhook",
+                        "url": f"http://127.0.0.1:{free_port()}/hook",
+                        "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                    }
+                ]
+            )
+        ),
     ).start()
     try:
         for i, body in enumerate(["ECHO hello", "नमस्ते", "=1+1", "BOOM", "nothing"]):

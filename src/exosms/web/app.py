@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,17 @@ from exosms.forwarding.forwarder import Forwarder
 from exosms.forwarding.setup import forwarder_of
 from exosms.gate import DltGate
 from exosms.guards import Guards
-from exosms.loading import AppLoadError
 from exosms.logs import quieten_logging_overhead
 from exosms.routing import Router
-from exosms.rules import RulesError, router_from_settings, rules_source
+from exosms.rules import router_from_settings, rules_source
 from exosms.sending import OutboxWorker, worker_from_settings
 from exosms.store import Database, Store, StoreUnavailable, open_database
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
 from exosms.web.auth import Gatekeeper
+from exosms.web.forwarding import Forwarding
 from exosms.web.inbox import Inbox
+from exosms.web.reloading import watch_rules, watch_templates
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
 log = logging.getLogger("exosms")
@@ -110,12 +110,14 @@ def create_app(
         max_query_bytes=settings.max_query_bytes,
     )
     pages = _Pages(settings, database.store, gatekeeper)
+    api = Api(inbox, tuple(d.name for d in settings.forwarding.destinations))
     app = ExosmsApp(
         applet,
         settings.applet_path,
         routes=[
             *inbox.routes(),
-            *Api(inbox).routes(),
+            *api.routes(),
+            *Forwarding(inbox, api, database.events, settings.forwarding.destinations).routes(),
             Route("/exotel/webhook", webhook, methods=["POST"]),
             Route("/exotel/webhook/{token}", webhook, methods=["POST"]),
             Route("/exotel/status", status, methods=["GET", "POST"]),
@@ -203,7 +205,7 @@ class _Running:
         store = self.database.store
         tasks = [
             asyncio.create_task(
-                _watch_templates(store, settings.dlt.reload_seconds, self.load_templates, self.gate)
+                watch_templates(store, settings.dlt.reload_seconds, self.load_templates, self.gate)
             )
         ]
         if settings.inbox.enabled:  # the overview's first read of a week is the slow one
@@ -212,7 +214,7 @@ class _Running:
             every = settings.rules_reload_seconds
             tasks.append(
                 asyncio.create_task(
-                    _watch_rules(self.engine, self.watch, self.rebuild_router, every)
+                    watch_rules(self.engine, self.watch, self.rebuild_router, every)
                 )
             )
         return tasks
@@ -313,69 +315,6 @@ class _NotFound:
                 )
         if scope["type"] == "http":
             await response(scope, receive, send)
-
-
-async def _watch_templates(
-    store: Store, every: float, load: Callable[[], Awaitable[None]], gate: DltGate
-) -> None:
-    """`exosms dlt import` writes to the database; every process picks the change up."""
-    version = await store.templates_version()
-    while True:
-        await asyncio.sleep(every)
-        try:
-            latest = await store.templates_version()
-            if latest != version:
-                await load()
-                version = latest
-                log.info("DLT templates reloaded: %d approved", len(gate.registry))
-        except StoreUnavailable as error:
-            log.warning("could not check for new DLT templates: %s", error)
-
-
-async def _watch_rules(
-    engine: ReplyEngine, path: Path, rebuild: Callable[[], Router], every: float
-) -> None:
-    """Rebuild the router when ``path`` changes or the process gets SIGHUP; a rebuild that
-    fails leaves the running router in place."""
-    changed = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGHUP, changed.set)
-    seen = _mtime(path)
-    retiring: set[asyncio.Task[None]] = set()
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), every)
-        now = _mtime(path)
-        if not changed.is_set() and now == seen:
-            continue
-        changed.clear()
-        seen = now
-        try:
-            old, engine.router = engine.router, await asyncio.to_thread(rebuild)
-        except RulesError as error:
-            for problem in error.problems:
-                log.error("rules not reloaded: %s", problem)
-            log.error("rules not reloaded: the previous rules stay in force")
-        except AppLoadError as error:
-            log.error("rules not reloaded: %s; the previous rules stay in force", error)
-        else:
-            log.info("rules reloaded from %s: %d rules", path, len(engine.router.rules))
-            # Requests already routed by the old rules finish within the deadline.
-            retiring.add(asyncio.create_task(_close_later(old, engine.deadline * 2 + 1)))
-            retiring.difference_update({task for task in retiring if task.done()})
-
-
-async def _close_later(router: Router, delay: float) -> None:
-    await asyncio.sleep(delay)
-    await router.aclose()
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
 
 
 def app_from_environment() -> Starlette:

@@ -1,121 +1,34 @@
 """The OpenAPI description of /api, built from the typed models the API answers with.
 
-The schemas are pydantic's, derived from the models below (the API's own JSON shapes) and
+The schemas are pydantic's, derived from the API's models (:mod:`exosms.web.api_models`) and
 from the stored dataclasses (:class:`~exosms.store.base.StoredMessage`,
 :class:`~exosms.store.inbox.Delivery`, :class:`~exosms.result.Result`); the paths and
 parameters are written here. The tests check the running API against it (schemathesis).
-Why one module (about 400 lines): most of it is the one declaration of the paths, kept
-beside the models it refers to.
+Why one module (about 400 lines): most of it is the one declaration of the paths; the
+models they refer to are :mod:`exosms.web.api_models`.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, WithJsonSchema
+from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from exosms.result import Result
+from exosms.settings_sections import EVENT_TYPES
 from exosms.store.base import StoredMessage
 from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, Delivery
+from exosms.web.api_models import MODELS, REF
 from exosms.web.filters import MAX_ID
 
 NO_NUL = "^[^\\x00]*$"
 _NULLABLE_STRING = {"type": ["string", "null"]}
-REF = "#/components/schemas/{model}"
-
-
-def _ref(name: str) -> Any:
-    return WithJsonSchema({"$ref": REF.format(model=name)})
-
-
-def _list_of(name: str) -> Any:
-    return WithJsonSchema({"type": "array", "items": {"$ref": REF.format(model=name)}})
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Error(_Model):
-    """Every refusal: the reason, in one line."""
-
-    error: str
-
-
-class ReadMark(_Model):
-    """A conversation read up to a message."""
-
-    sender: str
-    read_upto: int
-
-
-class Conversation(_Model):
-    """One row per customer number."""
-
-    sender: str
-    recipient: str
-    last_message_id: int
-    last_at: float
-    last_at_iso: str
-    message_count: int
-    unread: bool
-    last_body: str
-    last_reply: str | None
-    last_outcome: str
-
-
-class MessagePage(_Model):
-    messages: Annotated[list[dict[str, Any]], _list_of("Message")]
-    next: str | None
-
-
-class ConversationPage(_Model):
-    conversations: list[Conversation]
-    next: str | None
-
-
-class Thread(_Model):
-    conversation: Conversation
-    messages: Annotated[list[dict[str, Any]], _list_of("Message")]
-
-
-class WordCount(_Model):
-    word: str
-    count: int
-
-
-class RuleCount(_Model):
-    rule: str
-    count: int
-
-
-class Stats(_Model):
-    """The last 7 days, in hours of the display time zone."""
-
-    since: float
-    total: int
-    hours: list[float]
-    per_hour: dict[str, list[int]]
-    outcomes: dict[str, int]
-    latency_ms: dict[str, float | None]
-    handler_ms: dict[str, float | None]
-    top_keywords: list[WordCount]
-    top_rules: list[RuleCount]
-
-
-MODELS: tuple[type[BaseModel], ...] = (
-    Error,
-    ReadMark,
-    Conversation,
-    MessagePage,
-    ConversationPage,
-    Thread,
-    WordCount,
-    RuleCount,
-    Stats,
-)
+_MOMENT = {
+    "description": "Epoch seconds, or an ISO 8601 date-time with its offset.",
+    "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
+}
 
 
 def dataclass_properties(cls: type, **changes: dict[str, Any]) -> dict[str, Any]:
@@ -173,8 +86,14 @@ def _schemas() -> dict[str, Any]:
 
 
 @functools.cache  # built once per process: pydantic derives part of it
-def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
-    """The OpenAPI 3.1 description of /api (``max_body_chars``: the /api/try limit)."""
+def openapi_document(
+    max_body_chars: int = 1600, destinations: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of /api (``max_body_chars``: the /api/try limit;
+    ``destinations``: the forwarding destinations' names, the ones a replay may name)."""
+    names: dict[str, Any] = {"type": "string"}
+    if destinations:
+        names["enum"] = list(destinations)
 
     def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         if schema.get("type") == "string" and "enum" not in schema:
@@ -368,6 +287,58 @@ def openapi_document(max_body_chars: int = 1600) -> dict[str, Any]:
                 "get": {
                     "summary": "The last 7 days: per hour, by outcome, latency, top words",
                     "responses": {"200": ok("Stats", "Statistics."), **errors},
+                }
+            },
+            "/api/events": {
+                "get": {
+                    "summary": "The newest events kept for forwarding, and where each went",
+                    "parameters": [
+                        query(
+                            "type",
+                            "Only this event type.",
+                            {"type": "string", "enum": ["", *EVENT_TYPES]},
+                        ),
+                        *page,
+                    ],
+                    "responses": {"200": ok("EventPage", "A page of events."), **errors},
+                }
+            },
+            "/api/forwarding": {
+                "get": {
+                    "summary": "Each forwarding destination: waiting, lag, dead, last error",
+                    "responses": {"200": ok("Forwarding", "The destinations."), **errors},
+                }
+            },
+            "/api/events/replay": {
+                "post": {
+                    "summary": "Deliver the events of a period again, with their ids",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["since"],
+                                    "properties": {
+                                        "since": _MOMENT,
+                                        "until": _MOMENT,
+                                        "destinations": {"type": "array", "items": names},
+                                        "types": {
+                                            "type": "array",
+                                            "items": {"type": "string", "enum": list(EVENT_TYPES)},
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": ok("Replayed", "How many deliveries were queued."),
+                        "409": error,
+                        "413": too_large,
+                        "415": error,
+                        **errors,
+                    },
                 }
             },
             "/api/try": {
