@@ -171,3 +171,41 @@ def test_exosms_killed_mid_stream_loses_nothing_and_keeps_each_customers_order(
     finally:
         proc.stop()
         receiver.stop()
+
+
+def test_three_processes_on_postgresql_deliver_each_event_once_in_each_customers_order(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pg import create_database, drop_database
+
+    database = create_database()
+    port = free_port()
+    receiver = Receiver(port, SECRET).start()
+    (tmp_path / "exosms.toml").write_text(config(port))
+    servers = [
+        ServerProcess(tmp_path, free_port(), database, args=["--app", "exosms_test_apps:router"])
+        for _ in range(3)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        sids: dict[str, list[str]] = {s: [] for s in SENDERS}
+
+        def customer(index: int) -> None:  # each customer writes to all three, in turn
+            sender = SENDERS[index]
+            for n in range(20):
+                sids[sender].append(send(servers[(index + n) % 3], sender, f"ECHO p{n}"))
+
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(customer, range(3)))
+        events = receiver.wait_for(120, timeout=60)
+        assert per_sender(events) == expected_order(sids)
+        ids = [event.id for event in events]
+        assert len(ids) == len(set(ids)) == 120  # no crash, so no event twice
+    finally:
+        for server in servers:
+            server.stop()
+        receiver.stop()
+        drop_database(database)
