@@ -15,6 +15,13 @@ local bodies = {
   {"ECHO+%E0%A4%A7%E0%A4%A8%E0%A5%8D%E0%A4%AF%E0%A4%B5%E0%A4%BE%E0%A4%A6", true},
 }
 local get_only = os.getenv("GET_ONLY") == "1"
+-- PACE_MS: wait this long before each request (a rate below the maximum; wrk's delay()).
+local pace = tonumber(os.getenv("PACE_MS") or "0")
+if pace > 0 then
+  function delay()
+    return pace
+  end
+end
 local thread_ids = 0
 
 function setup(thread)

@@ -28,6 +28,7 @@ log = logging.getLogger("exosms.forwarding")
 
 BACKOFF_BASE = 0.5  # seconds before the second attempt; doubles each time
 BACKOFF_CAP = 300.0  # the longest wait between attempts, Retry-After aside
+IDLE_FAN_OUT = 5.0  # seconds between hand-outs when no destination is configured
 
 
 def next_attempt(attempts: int, retry_after: float | None, now: float) -> float:
@@ -96,7 +97,8 @@ class Forwarder:
                 log.warning("forwarding: database unavailable: %s", error)
             except Exception:  # a bug must not end forwarding: report it and go on
                 log.exception("forwarding: fan-out failed")
-            await asyncio.sleep(self.limits.poll_seconds)
+            # With no destination, events are only marked handed out: no hurry.
+            await asyncio.sleep(self.limits.poll_seconds if self.destinations else IDLE_FAN_OUT)
 
     async def _deliver_forever(self, destination: Destination, timeout: float) -> None:
         while True:
