@@ -68,6 +68,9 @@ def drained(port: int, expected: int, timeout: float = 60.0) -> dict[str, Any]:
 
 def config(mode: str, sink_port: int, stream: str) -> str:
     head = "[forwarding]\npoll_seconds = 0.1\n"
+    if mode.endswith("-apart"):  # delivered by `exosms forward` beside the server
+        head += "in_server = false\n"
+        mode = mode.removesuffix("-apart")
     if mode == "webhook":
         return head + (
             '[[forwarding.destinations]]\nname = "crm"\nkind = "webhook"\n'
@@ -139,8 +142,24 @@ def run_mode(
                 NATS_URL,
                 stream,
             ]
+        if mode.startswith("jetstream"):
+            command = [
+                PYTHON,
+                str(BENCH / "forward_sink.py"),
+                "nats",
+                str(sink_port),
+                NATS_URL,
+                stream,
+            ]
         sink = subprocess.Popen(command, cwd=workdir)
         time.sleep(0.5)  # the sink binds its port at once; exosms retries until it answers
+    forwarder = None
+    if mode.endswith("-apart"):
+        forwarder = subprocess.Popen(
+            [PYTHON, "-m", "exosms", "forward", "--database", "sqlite:///bench.db"],
+            cwd=workdir,
+            stderr=(workdir / "forward.log").open("wb"),
+        )
     out: dict[str, Any] = {}
     try:
         with Server(exosms, free_port(), workdir) as server:
@@ -149,7 +168,8 @@ def run_mode(
             pids = {
                 "exosms": server.process.pid,
                 "receiver": sink.pid if sink else None,
-                "nats-server": nats_pid() if mode == "jetstream" else None,
+                "forward": forwarder.pid if forwarder else None,
+                "nats-server": nats_pid() if mode.startswith("jetstream") else None,
             }
             run_wrk(wrk, url, 8, 2, {})  # warm up (and, for JetStream, make the stream)
             for name in ("full", "half"):
@@ -175,16 +195,17 @@ def run_mode(
                     file=sys.stderr,
                 )
     finally:
-        if sink is not None:
-            sink.terminate()
-            sink.wait(10)
+        for child in (forwarder, sink):
+            if child is not None:
+                child.terminate()
+                child.wait(10)
     return out
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| forwarding | load | SMS/s | reply p99 ms | lag p50 ms | lag p99 ms | events delivered |"
-        " CPU us/SMS (exosms, receiver, nats) |",
+        " CPU us/SMS (exosms, forward, receiver, nats) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for mode, phases in results.items():
@@ -195,7 +216,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 f"| {mode} | {name} | {r['rps'] / 2:,.0f} | {r['p99']:.1f} |"
                 f" {lag.get('p50_ms', '-')} | {lag.get('p99_ms', '-')} |"
                 f" {lag.get('count', '-')} of {2 * r['sms'] if lag else '-'} |"
-                f" {cpu.get('exosms')}, {cpu.get('receiver', '-')}, {cpu.get('nats-server', '-')} |"
+                f" {cpu.get('exosms')}, {cpu.get('forward', '-')}, {cpu.get('receiver', '-')},"
+                f" {cpu.get('nats-server', '-')} |"
             )
     return "\n".join(lines)
 
@@ -204,7 +226,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--modes", default="off,webhook,jetstream", help="off always runs")
+    parser.add_argument(
+        "--modes",
+        default="off,webhook,jetstream,webhook-apart,jetstream-apart",
+        help="off always runs; -apart: delivered by `exosms forward` beside the server",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     results: dict[str, dict[str, Any]] = {}

@@ -343,6 +343,12 @@ class ForwardingSettings(BaseModel):
     concurrency: int = Field(
         16, ge=1, le=256, description="Deliveries in flight per destination and process."
     )
+    in_server: bool = Field(
+        True,
+        description="Deliver from each server process. False: only `exosms forward` processes "
+        "deliver (beside the server, or on other machines sharing its PostgreSQL), so that "
+        "forwarding never takes CPU from the reply path.",
+    )
     lease_seconds: float = Field(
         60.0,
         ge=2,

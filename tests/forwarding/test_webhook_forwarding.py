@@ -156,8 +156,8 @@ def test_exosms_killed_mid_stream_loses_nothing_and_keeps_each_customers_order(
             for n in range(6):
                 sender = SENDERS[n % 3]
                 sids[sender].append(send(restarted, sender, f"ECHO after {n}"))
-            total = 2 * sum(len(v) for v in sids.values())
-            events = receiver.wait_for(total, timeout=40)
+            wanted = {event for order in expected_order(sids).values() for event in order}
+            events = receiver.wait_for_ids(wanted, timeout=40)
             order = per_sender(events)
             for sender, expected in expected_order(sids).items():
                 got = order.get(sender, [])
@@ -209,3 +209,40 @@ def test_three_processes_on_postgresql_deliver_each_event_once_in_each_customers
             server.stop()
         receiver.stop()
         drop_database(database)
+
+
+def test_exosms_forward_delivers_beside_a_server_that_does_not(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    port = free_port()
+    receiver = Receiver(port, SECRET).start()
+    (tmp_path / "exosms.toml").write_text(
+        config(port).replace("[forwarding]\n", "[forwarding]\nin_server = false\n")
+    )
+    database = f"sqlite:///{tmp_path / 'exosms.db'}"
+    proc = ServerProcess(tmp_path, free_port(), database, args=["--app", "exosms_test_apps:router"])
+    proc.start()
+    forwarder: subprocess.Popen[bytes] | None = None
+    try:
+        first = send(proc, SENDERS[0], "ECHO apart")
+        with receiver.changed:  # the server alone delivers nothing
+            assert not receiver.changed.wait_for(lambda: receiver.accepted, 1.0)
+        forwarder = subprocess.Popen(
+            [sys.executable, "-m", "exosms", "forward", "--database", database], cwd=tmp_path
+        )
+        second = send(proc, SENDERS[0], "ECHO apart again")
+        events = receiver.wait_for(4)
+        assert [e.id for e in events] == [
+            f"{first}:received",
+            f"{first}:answered",
+            f"{second}:received",
+            f"{second}:answered",
+        ]
+        forwarder.terminate()
+        assert forwarder.wait(15) == 0  # SIGTERM: a clean stop
+    finally:
+        if forwarder is not None and forwarder.poll() is None:
+            forwarder.kill()
+        proc.stop()
+        receiver.stop()

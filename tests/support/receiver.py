@@ -97,6 +97,13 @@ class Receiver:
             assert ok, f"{len(self.ids())} of {count} events after {timeout}s"
             return list(self.accepted)
 
+    def wait_for_ids(self, wanted: set[str], timeout: float = 30.0) -> list[Received]:
+        """Wait until every one of ``wanted`` came (others may have come too)."""
+        with self.changed:
+            ok = self.changed.wait_for(lambda: wanted <= self.ids(), timeout)
+            assert ok, f"missing after {timeout}s: {sorted(wanted - self.ids())[:5]}"
+            return list(self.accepted)
+
     def ids(self) -> set[str]:
         return {event.id for event in self.accepted}
 

@@ -52,5 +52,6 @@ for _command in (
     dlt.dlt,
     messages.messages,
     events.events,
+    events.forward,
 ):
     main.add_command(_command)

@@ -30,6 +30,56 @@ def _since(text: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+@click.command()
+@CONFIG_OPTION
+@DATABASE_OPTION
+def forward(config_file: Path | None, database_url: str | None) -> None:
+    """Deliver events to the destinations, without serving HTTP, until stopped (SIGTERM).
+
+    Run it beside `exosms serve` with `[forwarding] in_server = false`, so that forwarding
+    never takes CPU from replies; on PostgreSQL, run as many as you like, anywhere.
+    """
+    import asyncio
+    import logging.config
+    import signal
+
+    from exosms.cli.common import _migrate
+    from exosms.config import secret_values
+    from exosms.forwarding.destination import MissingExtra
+    from exosms.forwarding.setup import forwarder_of
+    from exosms.logs import logging_config
+    from exosms.store import open_database
+
+    settings = _settings(config_file, database_url=database_url)
+    logging.config.dictConfig(logging_config(settings.log_level, secret_values(settings)))
+    if not settings.forwarding.destinations:
+        raise click.ClickException("no destinations: set [[forwarding.destinations]] first")
+    _migrate(settings)
+
+    async def run() -> None:
+        db = open_database(settings.database_url, pool_size=4)
+        await db.open()
+        try:
+            forwarder = forwarder_of(settings.forwarding, db.events)
+        except MissingExtra as error:
+            await db.close()
+            raise click.ClickException(str(error)) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        forwarder.start()
+        names = ", ".join(d.name for d in settings.forwarding.destinations)
+        logging.getLogger("exosms.forwarding").info("forwarding to %s", names)
+        try:
+            await stop.wait()
+        finally:
+            await forwarder.stop()
+            await db.close()
+
+    asyncio.run(run())
+
+
 @click.group()
 def events() -> None:
     """Events kept for forwarding: list them, see each destination's health, replay."""

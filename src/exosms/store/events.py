@@ -110,7 +110,7 @@ class Failure:
     dead: bool
 
 
-_LEASE = """
+LEASE_SQL = """
 UPDATE forwards SET lease_until = :until WHERE id IN (
   SELECT f.id FROM forwards f
   WHERE f.destination = :destination AND f.state = 'pending' AND f.next_attempt_at <= :now
@@ -123,6 +123,17 @@ UPDATE forwards SET lease_until = :until WHERE id IN (
   ORDER BY f.id LIMIT :limit)
 RETURNING id, event, sender, attempts
 """
+
+
+def forwards_for(rows: Sequence[Any], routes: Sequence[Route], now: float) -> list[dict[str, Any]]:
+    """The delivery rows of events (id, type, sender, recipient, rule, outcome) to the
+    destinations whose filter takes each."""
+    return [
+        {"event": pk, "destination": route.name, "sender": sender, "now": now}
+        for pk, kind, sender, recipient, rule, outcome in rows
+        for route in routes
+        if route.takes(kind, recipient, rule, outcome)
+    ]
 
 
 class EventStore:
@@ -146,8 +157,8 @@ class EventStore:
                 rows = (
                     await conn.execute(
                         text(
-                            "SELECT e.id, e.type, e.sender, e.recipient, m.rule, m.outcome,"
-                            " e.created_at FROM events e"
+                            "SELECT e.id, e.type, e.sender, e.recipient, m.rule, m.outcome"
+                            " FROM events e"
                             " LEFT JOIN messages m ON m.sms_sid = e.sms_sid"
                             " WHERE e.fanned = 0 ORDER BY e.id LIMIT :limit"
                         ),
@@ -156,12 +167,7 @@ class EventStore:
                 ).all()
                 if not rows:
                     return 0
-                forwards = [
-                    {"event": pk, "destination": route.name, "sender": sender, "now": now}
-                    for pk, kind, sender, recipient, rule, outcome, _ in rows
-                    for route in routes
-                    if route.takes(kind, recipient, rule, outcome)
-                ]
+                forwards = forwards_for(rows, routes, now)
                 if forwards:
                     await conn.execute(
                         text(
@@ -192,7 +198,7 @@ class EventStore:
                     )
                 rows = (
                     await conn.execute(
-                        text(_LEASE),
+                        text(LEASE_SQL),
                         {
                             "until": now + seconds,
                             "destination": destination,

@@ -36,9 +36,11 @@ from exosms.store.base import (
     NewMessage,
     StoreUnavailable,
 )
+from exosms.store.events import EventStore
 from exosms.store.inbox import InboxQueries
 from exosms.store.schema import insert_pending
 from exosms.store.sql import SqlBackedStore, SqlReader
+from exosms.store.sqlite_events import SqliteEventStore
 from exosms.store.urls import DatabaseUrl
 
 log = logging.getLogger("exosms.store")
@@ -402,6 +404,12 @@ class SqliteStore(SqlBackedStore):
         if self._inbox is None:
             self._inbox = InboxQueries(self._reader.engine, refresh=self.index_now)
         return self._inbox
+
+    @property
+    def events(self) -> EventStore:
+        if self._events is None:  # its writes go through the writer thread
+            self._events = SqliteEventStore(self._reader.engine, self._writer.submit)
+        return self._events
 
     async def index_now(self) -> None:
         """Bring search and conversations up to date before the inbox reads them."""

@@ -226,8 +226,9 @@ class _Running:
         await self.engine.start()
         await self.load_templates()
         tasks = self._tasks()
-        self.forwarder = forwarder_of(settings.forwarding, self.database.events)
-        self.forwarder.start()
+        if settings.forwarding.in_server:
+            self.forwarder = forwarder_of(settings.forwarding, self.database.events)
+            self.forwarder.start()
         if settings.exotel.is_configured:
             self.worker = worker_from_settings(
                 settings.exotel,
