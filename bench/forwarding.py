@@ -153,18 +153,18 @@ def run_mode(
             ]
         sink = subprocess.Popen(command, cwd=workdir)
         time.sleep(0.5)  # the sink binds its port at once; exosms retries until it answers
-    forwarder = None
-    if mode.endswith("-apart"):
-        forwarder = subprocess.Popen(
-            [PYTHON, "-m", "exosms", "forward", "--database", "sqlite:///bench.db"],
-            cwd=workdir,
-            stderr=(workdir / "forward.log").open("wb"),
-        )
+    forwarder: subprocess.Popen[bytes] | None = None
     out: dict[str, Any] = {}
     try:
         with Server(exosms, free_port(), workdir) as server:
             assert server.process is not None
             url = f"http://127.0.0.1:{server.port}"
+            if mode.endswith("-apart"):  # once the server made the database
+                forwarder = subprocess.Popen(
+                    [PYTHON, "-m", "exosms", "forward", "--database", "sqlite:///bench.db"],
+                    cwd=workdir,
+                    stderr=(workdir / "forward.log").open("wb"),
+                )
             pids = {
                 "exosms": server.process.pid,
                 "receiver": sink.pid if sink else None,
