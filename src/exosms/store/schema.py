@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from exosms.store.base import NewMessage, StoredMessage
@@ -186,7 +187,7 @@ events = Table(
     "events",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("event_id", String(300), nullable=False, unique=True),
+    Column("event_id", String(300), nullable=False),  # unique by construction: no index
     Column("type", String(32), nullable=False),
     Column("sender", String(256), nullable=False),
     Column("recipient", String(256)),
@@ -195,9 +196,13 @@ events = Table(
     Column("data", Text),
     Column("created_at", Float, nullable=False),
     Column("fanned", Integer, nullable=False, server_default="0"),
-    Index("ix_events_fanned", "fanned", "id"),
+    Index(
+        "ix_events_unfanned",
+        "id",
+        sqlite_where=text("fanned = 0"),
+        postgresql_where=text("fanned = 0"),
+    ),
     Index("ix_events_created", "created_at"),
-    Index("ix_events_sms_sid", "sms_sid"),
 )
 
 forwards = Table(
