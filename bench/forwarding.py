@@ -68,9 +68,10 @@ def drained(port: int, expected: int, timeout: float = 60.0) -> dict[str, Any]:
 
 def config(mode: str, sink_port: int, stream: str) -> str:
     head = "[forwarding]\npoll_seconds = 0.1\n"
-    if mode.endswith("-apart"):  # delivered by `exosms forward` beside the server
-        head += "in_server = false\n"
+    if mode.endswith("-apart"):  # delivered by the `exosms forward` serve starts (default)
         mode = mode.removesuffix("-apart")
+    elif mode != "off":
+        head += 'run = "server"\n'
     if mode == "webhook":
         return head + (
             '[[forwarding.destinations]]\nname = "crm"\nkind = "webhook"\n'

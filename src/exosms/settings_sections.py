@@ -343,11 +343,13 @@ class ForwardingSettings(BaseModel):
     concurrency: int = Field(
         16, ge=1, le=256, description="Deliveries in flight per destination and process."
     )
-    in_server: bool = Field(
-        True,
-        description="Deliver from each server process. False: only `exosms forward` processes "
-        "deliver (beside the server, or on other machines sharing its PostgreSQL), so that "
-        "forwarding never takes CPU from the reply path.",
+    run: Literal["process", "server", "external"] = Field(
+        "process",
+        description="Who delivers: `process`, one `exosms forward` process that `exosms serve` "
+        "starts and restarts beside it (forwarding never takes CPU from replies); `server`, "
+        "each server process itself (one process, but it slows replies under load); "
+        "`external`, only the `exosms forward` processes you run (other machines sharing "
+        "PostgreSQL, say).",
     )
     lease_seconds: float = Field(
         60.0,

@@ -218,7 +218,7 @@ def test_exosms_forward_delivers_beside_a_server_that_does_not(tmp_path: Path) -
     port = free_port()
     receiver = Receiver(port, SECRET).start()
     (tmp_path / "exosms.toml").write_text(
-        config(port).replace("[forwarding]\n", "[forwarding]\nin_server = false\n")
+        config(port).replace("[forwarding]\n", '[forwarding]\nrun = "external"\n')
     )
     database = f"sqlite:///{tmp_path / 'exosms.db'}"
     proc = ServerProcess(tmp_path, free_port(), database, args=["--app", "exosms_test_apps:router"])
@@ -246,3 +246,59 @@ def test_exosms_forward_delivers_beside_a_server_that_does_not(tmp_path: Path) -
             forwarder.kill()
         proc.stop()
         receiver.stop()
+
+
+def _forward_children(server: ServerProcess) -> list[int]:
+    import subprocess
+
+    assert server.process is not None
+    found = subprocess.run(
+        ["pgrep", "-P", str(server.process.pid), "-f", "exosms forward"],
+        capture_output=True,
+        text=True,
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _wait(check: Callable[[], bool], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():  # a process appearing or going: nothing to wait on but the OS
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_forwarding_process_serve_starts_is_restarted_and_dies_with_it(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+
+    port = free_port()
+    receiver = Receiver(port, SECRET).start()
+    (tmp_path / "exosms.toml").write_text(config(port))
+    proc = ServerProcess(
+        tmp_path,
+        free_port(),
+        f"sqlite:///{tmp_path / 'exosms.db'}",
+        args=["--app", "exosms_test_apps:router"],
+    ).start()
+    try:
+        _wait(lambda: len(_forward_children(proc)) == 1)
+        first = _forward_children(proc)[0]
+        os.kill(first, signal.SIGKILL)  # it dies: serve starts another
+        _wait(lambda: _forward_children(proc) not in ([], [first]))
+        sid = send(proc, SENDERS[0], "ECHO still forwarded")
+        assert [e.id for e in receiver.wait_for(2)] == [f"{sid}:received", f"{sid}:answered"]
+        second = _forward_children(proc)[0]
+        proc.kill()  # SIGKILL: serve cannot stop it; it notices and stops itself
+        _wait(lambda: not Path(f"/proc/{second}").exists() or _zombie(second))
+    finally:
+        proc.stop()
+        receiver.stop()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,14 +38,15 @@ def _since(text: str) -> float:
 def forward(config_file: Path | None, database_url: str | None) -> None:
     """Deliver events to the destinations, without serving HTTP, until stopped (SIGTERM).
 
-    Run it beside `exosms serve` with `[forwarding] in_server = false`, so that forwarding
-    never takes CPU from replies; on PostgreSQL, run as many as you like, anywhere.
+    `exosms serve` starts one itself (`[forwarding] run = "process"`, the default); with
+    `run = "external"` run your own: on PostgreSQL as many as you like, anywhere.
     """
     import asyncio
     import logging.config
     import signal
 
     from exosms.cli.common import _migrate
+    from exosms.cli.forwarding_process import PARENT_ENV
     from exosms.config import secret_values
     from exosms.forwarding.destination import MissingExtra
     from exosms.forwarding.setup import forwarder_of
@@ -54,7 +57,9 @@ def forward(config_file: Path | None, database_url: str | None) -> None:
     logging.config.dictConfig(logging_config(settings.log_level, secret_values(settings)))
     if not settings.forwarding.destinations:
         raise click.ClickException("no destinations: set [[forwarding.destinations]] first")
-    _migrate(settings)
+    parent = int(os.environ.get(PARENT_ENV, "0"))
+    if not parent:  # started by `exosms serve`: it migrated already
+        _migrate(settings)
 
     async def run() -> None:
         db = open_database(settings.database_url, pool_size=4)
@@ -69,15 +74,28 @@ def forward(config_file: Path | None, database_url: str | None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         forwarder.start()
+        # The server is gone (even SIGKILLed): stop with it.
+        orphaned = loop.create_task(_until_orphaned(parent, stop)) if parent else None
         names = ", ".join(d.name for d in settings.forwarding.destinations)
         logging.getLogger("exosms.forwarding").info("forwarding to %s", names)
         try:
             await stop.wait()
         finally:
+            if orphaned is not None:
+                orphaned.cancel()
             await forwarder.stop()
             await db.close()
 
     asyncio.run(run())
+
+
+async def _until_orphaned(parent: int, stop: Any) -> None:
+    import asyncio
+
+    # No event tells a process its parent died: look twice a second.
+    while os.getppid() == parent:  # noqa: ASYNC110
+        await asyncio.sleep(0.5)
+    stop.set()
 
 
 @click.group()

@@ -45,8 +45,6 @@ def serve(
     """Start the server that Exotel's Send-a-Reply applet calls."""
     import uvicorn
 
-    from exosms.web.protocol import EdgeLimits, protocol_factory
-
     settings = _settings(
         config_file, host=host, port=port, database_url=database_url, app=app, workers=workers
     )
@@ -59,6 +57,22 @@ def serve(
     os.environ.update(settings_as_environment(settings))
     if resolved is not None:
         os.environ["EXOSMS_CONFIG"] = str(resolved.resolve())
+    forwarding = None
+    if settings.forwarding.destinations and settings.forwarding.run == "process":
+        from exosms.cli.forwarding_process import ForwardingProcess
+
+        forwarding = ForwardingProcess()
+        forwarding.start()
+    try:
+        _run(uvicorn, settings, log_config)
+    finally:
+        if forwarding is not None:
+            forwarding.stop()
+
+
+def _run(uvicorn: Any, settings: Settings, log_config: dict[str, Any]) -> None:
+    from exosms.web.protocol import EdgeLimits, protocol_factory
+
     uvicorn.run(
         "exosms.web.app:app_from_environment",
         factory=True,

@@ -125,6 +125,29 @@ RETURNING id, event, sender, attempts
 """
 
 
+INSERT_FORWARD_SQL = (
+    "INSERT INTO forwards (event, destination, sender, state, attempts, next_attempt_at,"
+    " created_at) VALUES (:event, :destination, :sender, 'pending', 0, :now, :now)"
+)
+FAILED_SQL = (
+    "UPDATE forwards SET state = :state, attempts = attempts + 1, next_attempt_at = :next,"
+    " lease_until = NULL, last_error = :error, delivered_at = NULL WHERE id = :id"
+)
+
+
+def failure_rows(failed: Sequence[Failure]) -> list[dict[str, Any]]:
+    """The parameters of :data:`FAILED_SQL` for each failure."""
+    return [
+        {
+            "state": DEAD if f.dead else PENDING,
+            "next": f.next_attempt_at,
+            "error": f.error[:1000],
+            "id": f.id,
+        }
+        for f in failed
+    ]
+
+
 def forwards_for(rows: Sequence[Any], routes: Sequence[Route], now: float) -> list[dict[str, Any]]:
     """The delivery rows of events (id, type, sender, recipient, rule, outcome) to the
     destinations whose filter takes each."""
@@ -170,11 +193,7 @@ class EventStore:
                 forwards = forwards_for(rows, routes, now)
                 if forwards:
                     await conn.execute(
-                        text(
-                            "INSERT INTO forwards (event, destination, sender, state, attempts,"
-                            " next_attempt_at, created_at)"
-                            " VALUES (:event, :destination, :sender, 'pending', 0, :now, :now)"
-                        ),
+                        text(INSERT_FORWARD_SQL),
                         forwards,
                     )
                 await conn.execute(
@@ -280,20 +299,8 @@ class EventStore:
                     )
                 if failed:
                     await conn.execute(
-                        text(
-                            "UPDATE forwards SET state = :state, attempts = attempts + 1,"
-                            " next_attempt_at = :next, lease_until = NULL, last_error = :error,"
-                            " delivered_at = NULL WHERE id = :id"
-                        ),
-                        [
-                            {
-                                "state": DEAD if f.dead else PENDING,
-                                "next": f.next_attempt_at,
-                                "error": f.error[:1000],
-                                "id": f.id,
-                            }
-                            for f in failed
-                        ],
+                        text(FAILED_SQL),
+                        failure_rows(failed),
                     )
                 if released:
                     await conn.execute(
@@ -334,11 +341,7 @@ class EventStore:
                 ]
                 if forwards:
                     await conn.execute(
-                        text(
-                            "INSERT INTO forwards (event, destination, sender, state, attempts,"
-                            " next_attempt_at, created_at)"
-                            " VALUES (:event, :destination, :sender, 'pending', 0, :now, :now)"
-                        ),
+                        text(INSERT_FORWARD_SQL),
                         forwards,
                     )
         return len(forwards)

@@ -19,22 +19,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.store.events import (
-    DEAD,
+    FAILED_SQL,
+    INSERT_FORWARD_SQL,
     LEASE_SQL,
-    PENDING,
     EventStore,
     Failure,
     Lease,
     Route,
+    failure_rows,
     forwards_for,
 )
 
 Submit = Callable[..., Awaitable[Any]]  # GroupCommitWriter.submit(work, *args, durable=...)
 _IDS = "(SELECT value FROM json_each(:ids))"
-_INSERT_FORWARD = (
-    "INSERT INTO forwards (event, destination, sender, state, attempts, next_attempt_at,"
-    " created_at) VALUES (:event, :destination, :sender, 'pending', 0, :now, :now)"
-)
 
 
 class SqliteEventStore(EventStore):
@@ -78,7 +75,7 @@ def _fan_out(conn: sqlite3.Connection, routes: list[Route], limit: int) -> int:
         return 0
     forwards = forwards_for(rows, routes, time.time())
     if forwards:
-        conn.executemany(_INSERT_FORWARD, forwards)
+        conn.executemany(INSERT_FORWARD_SQL, forwards)
     ids = json.dumps([row[0] for row in rows])
     conn.execute(f"UPDATE events SET fanned = 1 WHERE id IN {_IDS}", {"ids": ids})  # noqa: S608
     return len(rows)
@@ -113,20 +110,7 @@ def _settle(
             {"now": now, "ids": json.dumps(delivered)},
         )
     if failed:
-        conn.executemany(
-            "UPDATE forwards SET state = :state, attempts = attempts + 1,"
-            " next_attempt_at = :next, lease_until = NULL, last_error = :error,"
-            " delivered_at = NULL WHERE id = :id",
-            [
-                {
-                    "state": DEAD if f.dead else PENDING,
-                    "next": f.next_attempt_at,
-                    "error": f.error[:1000],
-                    "id": f.id,
-                }
-                for f in failed
-            ],
-        )
+        conn.executemany(FAILED_SQL, failure_rows(failed))
     if released:
         conn.execute(
             f"UPDATE forwards SET lease_until = NULL WHERE id IN {_IDS}",  # noqa: S608

@@ -226,7 +226,7 @@ class _Running:
         await self.engine.start()
         await self.load_templates()
         tasks = self._tasks()
-        if settings.forwarding.in_server:
+        if settings.forwarding.run == "server":
             self.forwarder = forwarder_of(settings.forwarding, self.database.events)
             self.forwarder.start()
         if settings.exotel.is_configured:
