@@ -397,3 +397,11 @@ def test_each_shape_problem_is_one_line_and_the_rest_is_still_checked(
         assert any(line in p for p in found), found
     assert not any("needs exactly one" in p for p in found), found  # the action was written
     assert len(found) == len(expected), found
+
+
+def test_names_that_moved_are_still_importable_from_rules() -> None:
+    from exosms.rules import UpstreamError as FromRules
+    from exosms.rules import parse_duration as duration_from_rules
+    from exosms.upstream import UpstreamError
+
+    assert FromRules is UpstreamError and duration_from_rules("1h") == 3600

@@ -26,14 +26,24 @@ from exosms.rule_actions import (
     import_handler,
     named,
 )
-from exosms.rule_table import ACTION_KEYS, MATCH_KEYS, RuleTable, read_table, written
+from exosms.rule_table import (  # parse_duration: importable from here, as it was
+    ACTION_KEYS,
+    MATCH_KEYS,
+    RuleTable,
+    parse_duration,
+    read_table,
+    written,
+)
+from exosms.upstream import UpstreamError  # importable from here, as it was
 
 __all__ = [
     "Problem",
     "RulesContext",
     "RulesError",
     "RulesFile",
+    "UpstreamError",
     "load_rules",
+    "parse_duration",
     "router_from_settings",
     "rules_source",
 ]

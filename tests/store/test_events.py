@@ -124,3 +124,10 @@ async def test_replay_queues_the_period_again_and_prune_removes_old_events(
     assert len(await store.events.lease("crm", 100, 30)) == 2
     assert await store.events.prune(time.time() + 1) == 2
     assert await store.events.reports.recent(10) == []
+
+
+def test_a_rule_filter_matches_rule_names_whatever_their_case() -> None:
+    route = Route("crm", rules=frozenset({"order"}))
+    assert route.takes("sms.answered", "56070", "Order", "replied")
+    assert not route.takes("sms.answered", "56070", "hours", "replied")
+    assert not route.takes("sms.received", "56070", None, None)  # not answered yet

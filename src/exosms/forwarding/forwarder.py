@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from exosms.forwarding.destination import DeliveryFailed, Destination
 from exosms.forwarding.envelope import build
 from exosms.store.base import StoreUnavailable
-from exosms.store.events import EventStore, Failure, Lease, Route
+from exosms.store.events import FAN_OUT_BATCH, EventStore, Failure, Lease, Route
 
 log = logging.getLogger("exosms.forwarding")
 
@@ -90,7 +90,7 @@ class Forwarder:
     async def _fan_out_forever(self) -> None:
         while True:
             try:
-                while await self.events.fan_out(self.routes) >= 1000:
+                while await self.events.fan_out(self.routes) >= FAN_OUT_BATCH:  # more waiting
                     self._fanned.set()
                 self._fanned.set()
             except StoreUnavailable as error:

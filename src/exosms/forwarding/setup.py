@@ -34,7 +34,7 @@ def route_of(settings: DestinationSettings) -> Route:
         name=settings.name,
         events=frozenset(settings.events),
         recipients=frozenset(normalise(n) for n in settings.recipients),
-        rules=frozenset(r.lower() for r in settings.rules),
+        rules=frozenset(r.casefold() for r in settings.rules),
         outcomes=frozenset(settings.outcomes),
     )
 

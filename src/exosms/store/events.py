@@ -27,6 +27,7 @@ from exosms.store.event_reports import EventReports
 from exosms.store.schema import MESSAGE_COLUMNS
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+FAN_OUT_BATCH = 1000  # events handed out per transaction
 _FAN_OUT_LOCK = 7_263_914_001  # PostgreSQL advisory lock: one fan-out at a time
 _OUTBOX_COLUMNS = (
     "id",
@@ -50,7 +51,8 @@ _OUTBOX_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A destination's name and filter (an empty set takes everything)."""
+    """A destination's name and filter (an empty set takes everything; rule names
+    casefolded, as the rules file compares them)."""
 
     name: str
     events: frozenset[str] = frozenset()
@@ -67,7 +69,7 @@ class Route:
             return False
         if self.recipients and recipient not in self.recipients:
             return False
-        if self.rules and rule not in self.rules:
+        if self.rules and (rule is None or rule.casefold() not in self.rules):
             return False
         return not self.outcomes or outcome in self.outcomes
 
@@ -167,7 +169,7 @@ class EventStore:
         self.postgres = engine.dialect.name == "postgresql"
         self.reports = EventReports(engine)  # what the inbox, the API and the CLI show
 
-    async def fan_out(self, routes: Sequence[Route], limit: int = 1000) -> int:
+    async def fan_out(self, routes: Sequence[Route], limit: int = FAN_OUT_BATCH) -> int:
         """Give each new event a delivery row per destination that takes it; the number of
         events handed out (each only once, whichever process does it)."""
         now = time.time()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.store.events import (
     FAILED_SQL,
+    FAN_OUT_BATCH,
     INSERT_FORWARD_SQL,
     LEASE_SQL,
     EventStore,
@@ -41,7 +42,7 @@ class SqliteEventStore(EventStore):
         super().__init__(engine)
         self._submit = submit
 
-    async def fan_out(self, routes: Sequence[Route], limit: int = 1000) -> int:
+    async def fan_out(self, routes: Sequence[Route], limit: int = FAN_OUT_BATCH) -> int:
         """See :meth:`EventStore.fan_out`."""
         count: int = await self._submit(_fan_out, list(routes), limit, durable=False)
         return count
