@@ -221,6 +221,7 @@ forwards = Table(
     Column("delivered_at", Float),
     Index("ix_forwards_due", "destination", "state", "next_attempt_at"),
     Index("ix_forwards_sender", "destination", "sender", "state", "id"),
+    Index("ix_forwards_order", "destination", "state", "id"),
     Index("ix_forwards_event", "event"),
 )
 
