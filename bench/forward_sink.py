@@ -92,9 +92,11 @@ async def main() -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     if kind == "nats":
         asyncio.get_running_loop().create_task(consume(sys.argv[3], sys.argv[4]))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         async with server:
-            await server.serve_forever()
+            await stop.wait()  # SIGTERM: leave quietly, open connections and all
     finally:
         if kind == "nats":  # the stream exosms made for this run goes with it
             import nats
@@ -106,6 +108,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

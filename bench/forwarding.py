@@ -86,10 +86,16 @@ def config(mode: str, sink_port: int, stream: str) -> str:
 
 
 def phase(
-    wrk: str, url: str, connections: int, duration: int, pace_ms: int, pids: dict[str, int | None]
+    wrk: str,
+    url: str,
+    connections: int,
+    duration: int,
+    pace_ms: int,
+    pids: dict[str, int | None],
+    cpus: set[int] | None,
 ) -> dict[str, Any]:
     before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
-    result = run_wrk(wrk, url, connections, duration, {"PACE_MS": str(pace_ms)})
+    result = run_wrk(wrk, url, connections, duration, {"PACE_MS": str(pace_ms)}, cpus=cpus)
     sms = max(1, result["requests"] // 2)  # two requests per SMS
     result["cpu_us_per_sms"] = {
         name: round((cpu_seconds(pid) - before[name]) / sms * 1e6)
@@ -98,6 +104,18 @@ def phase(
     }
     result["sms"] = sms
     return result
+
+
+def forward_child(server: int, timeout: float = 15.0) -> int:
+    """The pid of the ``exosms forward`` process that ``serve`` (pid ``server``) started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{server}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                if b"forward" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return int(child)
+        time.sleep(0.1)
+    raise RuntimeError("serve started no `exosms forward` process")
 
 
 def half_pace(full: dict[str, Any], connections: int) -> int:
@@ -154,24 +172,24 @@ def run_mode(
             ]
         sink = subprocess.Popen(command, cwd=workdir)
         time.sleep(0.5)  # the sink binds its port at once; exosms retries until it answers
-    forwarder: subprocess.Popen[bytes] | None = None
     out: dict[str, Any] = {}
     try:
         with Server(exosms, free_port(), workdir) as server:
             assert server.process is not None
             url = f"http://127.0.0.1:{server.port}"
-            if mode.endswith("-apart"):  # once the server made the database
-                forwarder = subprocess.Popen(
-                    [PYTHON, "-m", "exosms", "forward", "--database", "sqlite:///bench.db"],
-                    cwd=workdir,
-                    stderr=(workdir / "forward.log").open("wb"),
-                )
+            # The `exosms forward` that serve starts (run = "process", the default).
+            forward = forward_child(server.process.pid) if mode.endswith("-apart") else None
             pids = {
                 "exosms": server.process.pid,
                 "receiver": sink.pid if sink else None,
-                "forward": forwarder.pid if forwarder else None,
+                "forward": forward,
                 "nats-server": nats_pid() if mode.startswith("jetstream") else None,
             }
+            if args.pin:  # the forwarding side on the second core, the reply side on the first
+                os.sched_setaffinity(server.process.pid, {0})
+                for name, pid in pids.items():
+                    if pid and name != "exosms":
+                        os.sched_setaffinity(pid, {1})
             run_wrk(wrk, url, 8, 2, {})  # warm up (and, for JetStream, make the stream)
             for name in ("full", "half"):
                 if name == "half" and pace is None:
@@ -181,7 +199,13 @@ def run_mode(
                     drained(sink_port, 10**9, timeout=30)
                     sink_reset(sink_port)
                 result = phase(
-                    wrk, url, args.connections, args.duration, pace if name == "half" else 0, pids
+                    wrk,
+                    url,
+                    args.connections,
+                    args.duration,
+                    pace if name == "half" else 0,
+                    pids,
+                    {0} if args.pin else None,
                 )
                 result["pace_ms"] = pace if name == "half" else 0
                 if sink is not None:
@@ -196,10 +220,12 @@ def run_mode(
                     file=sys.stderr,
                 )
     finally:
-        for child in (forwarder, sink):
-            if child is not None:
-                child.terminate()
-                child.wait(10)
+        if sink is not None:
+            sink.terminate()
+            sink.wait(10)
+        nats = nats_pid()
+        if args.pin and nats:  # the machine's nats-server: all its cores back
+            os.sched_setaffinity(nats, range(os.cpu_count() or 1))
     return out
 
 
@@ -232,6 +258,12 @@ def main() -> None:
         default="off,webhook,jetstream,webhook-apart,jetstream-apart",
         help="off always runs; -apart: delivered by `exosms forward` beside the server",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="exosms serve and wrk on CPU 0; exosms forward, the receiver and nats-server"
+        " on CPU 1 (a core of its own for the forwarding side)",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     results: dict[str, dict[str, Any]] = {}
@@ -246,11 +278,16 @@ def main() -> None:
     text = table({m: r for m, r in results.items() if r})
     print(text)
     stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
+    where = (
+        "exosms serve and wrk on CPU 0; exosms forward, the receiver and nats-server on CPU 1"
+        if args.pin
+        else "2 cores shared by exosms, wrk, exosms forward, the receiver and nats-server"
+    )
     out = BENCH / "results" / f"forwarding-{stamp}.md"
     out.write_text(
         f"# Forwarding on and off, {stamp}\n\n`python3 bench/forwarding.py --duration"
-        f" {args.duration} --connections {args.connections}` (2 cores shared by exosms, wrk,"
-        f" the receiver and nats-server).\n\n{text}\n"
+        f" {args.duration} --connections {args.connections}{' --pin' if args.pin else ''}`"
+        f" ({where}).\n\n{text}\n"
     )
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
 
