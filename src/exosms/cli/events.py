@@ -62,7 +62,8 @@ def forward(config_file: Path | None, database_url: str | None) -> None:
         _migrate(settings)
 
     async def run() -> None:
-        db = open_database(settings.database_url, pool_size=4)
+        # The server keeps the inbox's search index: this process only forwards.
+        db = open_database(settings.database_url, pool_size=4, indexing=False)
         await db.open()
         try:
             forwarder = forwarder_of(settings.forwarding, db.events)

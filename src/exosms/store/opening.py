@@ -12,12 +12,15 @@ OpenedStore = (
 )  # a store with its services (.inbox, .outbox, .logins, .events)
 
 
-def open_database(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Database:
+def open_database(
+    database_url: str, *, pool_size: int = 10, timeout: float = 5.0, indexing: bool = True
+) -> Database:
     """Make the services of the database at ``database_url``; ``await db.open()`` to connect.
 
-    ``timeout`` bounds each call a server database gets (connect, statement).
+    ``timeout`` bounds each call a server database gets (connect, statement); ``indexing``
+    off: an embedded database's search index is left to the server (``exosms forward``).
     """
-    store = _store(database_url, pool_size, timeout)
+    store = _store(database_url, pool_size, timeout, indexing)
     return Database(
         store=store,
         outbox=store.outbox,
@@ -32,8 +35,8 @@ def open_store(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) 
     return _store(database_url, pool_size, timeout)
 
 
-def _store(database_url: str, pool_size: int, timeout: float) -> OpenedStore:
+def _store(database_url: str, pool_size: int, timeout: float, indexing: bool = True) -> OpenedStore:
     parsed = parse_database_url(database_url)
     if parsed.backend == "sqlite":
-        return SqliteStore(parsed)
+        return SqliteStore(parsed, indexing=indexing)
     return PostgresStore(parsed, pool_size=pool_size, timeout=timeout)

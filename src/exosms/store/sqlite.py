@@ -375,8 +375,12 @@ def _resolve(pairs: list[tuple[asyncio.Future[Any], Any]]) -> None:
 class SqliteStore(SqlBackedStore):
     """The embedded store: one SQLite file, durable group-committed writes."""
 
-    def __init__(self, url: DatabaseUrl) -> None:
+    def __init__(self, url: DatabaseUrl, *, indexing: bool = True) -> None:
+        """``indexing``: keep search and conversations up to date in the background (a
+        process that only forwards events leaves that to the server, and does not take the
+        write lock for it)."""
         assert url.sqlite_path is not None
+        self._indexing = indexing
         self.url = url
         self.path = url.sqlite_path
         self._writer = GroupCommitWriter(str(self.path))
@@ -388,7 +392,8 @@ class SqliteStore(SqlBackedStore):
 
     async def open(self) -> None:
         await asyncio.to_thread(self._writer.start)
-        self._indexer = asyncio.create_task(self._index_forever())
+        if self._indexing:
+            self._indexer = asyncio.create_task(self._index_forever())
 
     async def close(self) -> None:
         if self._indexer is not None:
