@@ -82,8 +82,11 @@ class Outbox:
         sender: str | None = None,
         template_id: str | None = None,
         parts: int | None = None,
+        author: str | None = None,
     ) -> int | None:
-        """Store an SMS to send; ``None`` when one for ``message_sid`` is already stored."""
+        """Store an SMS to send; ``None`` when one for ``message_sid`` is already stored.
+
+        ``author``: who sent it by hand from the inbox (``None``: exosms itself)."""
         now = time.time()
         values = {
             "message_sid": message_sid,
@@ -96,6 +99,7 @@ class Outbox:
             "next_attempt_at": now,
             "created_at": now,
             "parts": parts,
+            "author": author,
         }
         try:
             async with self.engine.begin() as conn:

@@ -166,8 +166,10 @@ outbox = Table(
     Column("sms_units", Integer),
     Column("date_sent", String(64)),
     Column("checked_at", Float),  # when the reconciler last asked Exotel about it
+    Column("author", String(64)),  # who sent it from the inbox; NULL: exosms itself
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_exotel_sid", "exotel_sid"),
+    Index("ix_outbox_to", "to_number", "created_at"),
 )
 
 delivery_events = Table(
