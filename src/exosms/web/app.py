@@ -32,9 +32,11 @@ from exosms.store import Database, Store, StoreUnavailable, open_database
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
 from exosms.web.auth import Gatekeeper
+from exosms.web.compose import Composer
 from exosms.web.forwarding import Forwarding
 from exosms.web.inbox import Inbox
 from exosms.web.reloading import watch_rules, watch_templates
+from exosms.web.replying import Replying
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
 log = logging.getLogger("exosms")
@@ -92,12 +94,21 @@ def create_app(
         settings, database.store, router, running.gate, running.wake_outbox if sends_late else None
     )
     gatekeeper = Gatekeeper(settings.auth)
+    composer = Composer(
+        running.gate,
+        database.outbox,
+        database.inbox,
+        settings.exotel,
+        running.wake_outbox,
+        max_body_chars=settings.max_body_chars,
+    )
     inbox = running.inbox = Inbox(
         settings.inbox,
         engine,
         gatekeeper,
         database.inbox,
         database.logins,
+        composer=composer,
         timezone=settings.timezone,
         max_body_chars=settings.max_body_chars,
     )
@@ -116,6 +127,7 @@ def create_app(
         settings.applet_path,
         routes=[
             *inbox.routes(),
+            *Replying(inbox, composer).routes(),
             *api.routes(),
             *Forwarding(inbox, api, database.events, settings.forwarding.destinations).routes(),
             Route("/exotel/webhook", webhook, methods=["POST"]),

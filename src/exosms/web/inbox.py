@@ -35,10 +35,12 @@ from exosms.config import InboxSettings
 from exosms.engine import ReplyEngine, Trial
 from exosms.passwords import signing_key
 from exosms.store.base import StoreUnavailable
+from exosms.store.hand_sent import HandSentQueries
 from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, InboxQueries
 from exosms.store.logins import Logins
 from exosms.web import present
 from exosms.web.auth import Gatekeeper
+from exosms.web.compose import Composer
 from exosms.web.export import export_response
 from exosms.web.filters import (
     MAX_ID,
@@ -73,10 +75,14 @@ class Inbox:
         queries: InboxQueries,
         logins: Logins,
         *,
+        composer: Composer | None = None,
         timezone: str = "Asia/Kolkata",
         max_body_chars: int = 1600,
     ) -> None:
+        """``composer``: replying by hand (without it, the thread has no compose box)."""
         self.config = config
+        self.composer = composer
+        self.hand_sent = HandSentQueries(queries.engine)
         self.max_body_chars = max_body_chars  # what /inbox/try and /api/try take
         self.engine = engine
         self.queries = queries
@@ -147,19 +153,44 @@ class Inbox:
             "number": number,
             "older": older,
             "latest": latest,
+            "marker": await self.hand_sent.marker(),
             "unread": await self.queries.unread_count(),
             "live": before is None,
         }
 
     async def changes(self, request: Request, login: Login) -> Response:
         latest = await self.queries.latest_id()
-        return JSONResponse({"latest": latest}, headers={"cache-control": "no-store"})
+        return JSONResponse(
+            {
+                "latest": latest,
+                "marker": await self.hand_sent.marker(),
+                "unread": await self.queries.unread_count(),
+            },
+            headers={"cache-control": "no-store"},
+        )
 
-    async def thread(self, request: Request, login: Login) -> Response:
+    async def thread(
+        self,
+        request: Request,
+        login: Login,
+        *,
+        status: int = 200,
+        compose_body: str = "",
+        compose_error: str | None = None,
+    ) -> Response:
         context = await self._thread_context(request)
         if context is None:
             return self.error_page(login, 404, "No messages from this number.")
-        return self.page("thread.html", login=login, **context)
+        return self.page(
+            "thread.html",
+            status,
+            login=login,
+            composer=self.composer,
+            templates=self.composer.templates() if self.composer else [],
+            compose_body=compose_body,
+            compose_error=compose_error,
+            **context,
+        )
 
     async def thread_fragment(self, request: Request, login: Login) -> Response:
         context = await self._thread_context(request)
@@ -200,13 +231,28 @@ class Inbox:
             return None
         before = parse_int(request.query_params, "before", None, 1, MAX_ID)
         latest = await self.queries.latest_id()  # before the messages: see _conversations_context
+        marker = await self.hand_sent.marker()
         items = await self.queries.thread(sender, before=before, limit=100)
         older = items[-1][0].id if len(items) == 100 else None
+        items.reverse()
+        # Replies sent by hand, each between the messages it came after.
+        since = items[0][0].received_at if items and older else 0.0
+        until = None if before is None else (items[-1][0].received_at if items else 0.0)
+        hand = [
+            h
+            for h in await self.hand_sent.to_number(sender)
+            if h.created_at >= since and (until is None or h.created_at <= until)
+        ]
+        turns: list[tuple[float, str, Any]] = [(m.received_at, "in", (m, d)) for m, d in items]
+        turns += [(h.created_at, "out", h) for h in hand]
+        turns.sort(key=lambda turn: turn[0])
         return {
             "conversation": conversation,
-            "items": list(reversed(items)),
+            "items": items,
+            "turns": turns,
             "older": older,
             "latest": latest,
+            "marker": marker,
             "live": before is None,
         }
 
