@@ -60,8 +60,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 b"HTTP/1.1 " + status + b"\r\ncontent-length: %d\r\n\r\n" % len(answer) + answer
             )
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        writer.close()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        writer.close()  # the exosms side went away, or the sink is stopping
 
 
 async def consume(url: str, stream: str) -> None:
@@ -79,25 +79,31 @@ async def consume(url: str, stream: str) -> None:
     while True:
         try:
             messages = await subscription.fetch(256, timeout=1)
+            now = time.time()
+            for message in messages:
+                LAGS.append(now - json.loads(message.data)["timestamp"])
+            await asyncio.gather(*(m.ack() for m in messages))
         except nats.errors.TimeoutError:
             continue
-        now = time.time()
-        for message in messages:
-            LAGS.append(now - json.loads(message.data)["timestamp"])
-        await asyncio.gather(*(m.ack() for m in messages))
+        except Exception as error:  # say so and go on: a consumer that died would count 0
+            print(f"forward_sink: fetch failed: {error!r}", file=sys.stderr)
+            await asyncio.sleep(0.2)
 
 
 async def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     server = await asyncio.start_server(handle, "127.0.0.1", port)
+    consumer = None
     if kind == "nats":
-        asyncio.get_running_loop().create_task(consume(sys.argv[3], sys.argv[4]))
+        consumer = asyncio.get_running_loop().create_task(consume(sys.argv[3], sys.argv[4]))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         async with server:
             await stop.wait()  # SIGTERM: leave quietly, open connections and all
     finally:
+        if consumer is not None:
+            consumer.cancel()
         if kind == "nats":  # the stream exosms made for this run goes with it
             import nats
 
