@@ -195,3 +195,25 @@ def test_a_taken_over_message_says_its_handler_may_have_run_twice() -> None:
     assert "may have run twice" in why(stored(outcome="replied", reply="hello", takeovers=1))
     not_started = stored(outcome="handler_not_started", error="all 32 handler threads were busy")
     assert why(not_started) == "all 32 handler threads were busy: the fallback was sent"
+
+
+def test_the_reasons_say_each_thing_once_and_name_the_guard() -> None:
+    from dataclasses import replace
+
+    from exosms.store.base import StoredMessage
+    from exosms.web.compose import what_to_register
+    from exosms.web.present import OUTCOME_LABELS, why
+
+    fields = {name: None for name in StoredMessage.__dataclass_fields__}
+    base = StoredMessage(**{**fields, "state": "done", "takeovers": 0})  # type: ignore[arg-type]
+    refused = replace(base, outcome="dlt_refused", dlt_reason="no template matches")
+    shown = f"{OUTCOME_LABELS['dlt_refused']}: {why(refused)}"
+    assert shown == (
+        "DLT refused: the reply matched no approved template (no template matches):"
+        " nothing was sent"
+    )
+    held = replace(base, outcome="suppressed", guard="loop")
+    assert why(held) == "loop guard: the same text again, probably another auto-responder"
+    assert what_to_register("Order 5521 ships 02-12-2026, see https://x.in/a") == (
+        "Order {#var#} ships {#var#}, see {#var#}"
+    )

@@ -157,20 +157,49 @@ def test_stop_confirms_once_then_silence_then_start(
 def test_optouts_cli(make_server: Callable[..., ServerProcess]) -> None:
     proc = make_server()
 
-    def cli(*args: str) -> str:
-        done = subprocess.run(
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [sys.executable, "-m", "exosms", "optouts", *args, "--database", proc.database_url],
             capture_output=True,
             text=True,
             cwd=proc.workdir,
         )
-        return done.stdout
 
-    assert "+919052161119 opted out" in cli("add", "09052161119")
+    def cli(*args: str) -> str:
+        done = run(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert cli("add", "09052161119") == (
+        "+919052161119 opted out from every Exotel number: nothing more is sent to them from there"
+    )
     assert httpx.get(f"{proc.url}/exotel/sms", params=sms("ECHO x")).text == ""
-    assert "+919052161119  from all numbers" in cli("list")
-    assert "opted back in" in cli("remove", "9052161119")
+    assert "+919052161119  from all numbers  since " in cli("list")
+    assert " IST  (cli)" in cli("list")  # in the timezone setting, as the inbox shows it
+    assert cli("add", "9052161119", "--to", "56070") == (
+        "+919052161119 was already opted out from every Exotel number: nothing changed"
+    )
+    # Opting back in from every number also removes the per-number opt-outs.
+    assert cli("remove", "9052161119") == (
+        "+919052161119: removed the opt-out from every Exotel number; they get replies again"
+    )
     assert httpx.get(f"{proc.url}/exotel/sms", params=sms("ECHO y")).text == "y"
+    cli("add", "9052161119", "--to", "56070")
+    cli("add", "9052161119", "--to", "08088919888")
+    assert cli("remove", "9052161119", "--to", "08088919888") == (
+        "+919052161119: removed the opt-out from +918088919888; still opted out from 56070"
+    )
+    assert httpx.get(f"{proc.url}/exotel/sms", params=sms("ECHO z")).text == ""  # to 56070
+    assert cli("remove", "9052161119") == (
+        "+919052161119: removed the opt-out from 56070; they get replies again"
+    )
+    assert cli("remove", "9052161119") == "+919052161119 was not opted out: nothing changed"
+    for bad, where in ((("add", "hello"), "SENDER"), (("add", "9052161119", "--to", "x1"), "--to")):
+        refused = run(*bad)
+        assert refused.returncode == 2
+        assert f"Invalid value for {where}:" in refused.stderr
+        assert "is not a" in refused.stderr
+    assert cli("list") == "no opt-outs"
 
 
 def test_a_burst_from_one_sender_gets_at_most_the_cap(

@@ -306,6 +306,11 @@ def test_message_detail_shows_every_stored_field(inbox: ServerProcess) -> None:
     ):
         assert f'<th scope="row">{field}</th>' in page
     assert "SmsSid=x4&amp;From=09811122233" in page  # the raw query string
+    # Exotel's Date (India time) read as a moment, shown in the inbox's time zone too.
+    assert re.search(
+        r"exotel_date</th><td><code>[\d.]+</code> <span class=\"muted\">26 Nov 2026 10:00:00</span>",
+        page,
+    )
     assert client.get("/inbox/m/999999").status_code == 404
     assert client.get("/inbox/m/abc").status_code == 404
 

@@ -134,7 +134,11 @@ def _registry(settings: Settings, templates: list[Template]) -> TemplateRegistry
     )
 
 
-def _when(epoch: float | None) -> str:
+def _when(epoch: float | None, timezone: str) -> str:
+    """A time as every command prints it: in the ``timezone`` setting (India by default),
+    as the inbox shows it, not in the machine's zone (UTC on most servers)."""
     if epoch is None:
         return "-"
-    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(epoch, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -128,7 +128,9 @@ def list_events(
         where = ", ".join(
             f"{d} {s}" + (f" ({a} tries)" if a > 1 else "") for d, s, a, _ in forwards
         )
-        click.echo(f"{_when(at)}  {type_:<14} {sender:<16} {where or '(no destination)'}")
+        click.echo(
+            f"{_when(at, settings.timezone)}  {type_:<14} {sender:<16} {where or '(no destination)'}"
+        )
 
 
 @events.command("status")
@@ -201,7 +203,7 @@ def replay(
     routes = [route_of(d) for d in chosen]
     count = _with_database(settings, lambda db: db.events.replay(routes, since, until, kinds))
     click.echo(
-        f"queued {count} deliveries of events since {_when(since)} to "
+        f"queued {count} deliveries of events since {_when(since, settings.timezone)} to "
         + ", ".join(d.name for d in chosen)
         + " (a running server sends them)"
     )

@@ -55,10 +55,14 @@ def prune(
     before = time.time() - age
     count = _with_database(settings, lambda db: db.store.count_before(before))
     if dry_run:
-        click.echo(f"would delete {count} message(s) received before {_when(before)}")
+        click.echo(
+            f"would delete {count} message(s) received before {_when(before, settings.timezone)}"
+        )
         return
     if count and sys.stdin.isatty() and not yes:
-        click.echo(f"{count} message(s) received before {_when(before)} will be deleted.")
+        click.echo(
+            f"{count} message(s) received before {_when(before, settings.timezone)} will be deleted."
+        )
         click.confirm("Delete them?", abort=True)
     deleted = _with_database(settings, lambda db: db.store.prune(before, batch))
-    click.echo(f"deleted {deleted} message(s) received before {_when(before)}")
+    click.echo(f"deleted {deleted} message(s) received before {_when(before, settings.timezone)}")

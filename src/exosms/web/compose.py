@@ -22,7 +22,7 @@ from exosms.store.inbox import InboxQueries
 from exosms.store.outbox import Outbox
 
 # What a registration would make a variable of: numbers (amounts, dates, ids) and links.
-_VARIABLE = re.compile(r"https?://\S+|\d[\d,.:/-]*")
+_VARIABLE = re.compile(r"https?://\S+|\d(?:[\d,.:/-]*\d)?")
 
 
 def what_to_register(text: str) -> str:

@@ -76,7 +76,7 @@ def _why_outcome(message: StoredMessage) -> str:
         return f"handler failed ({message.error or 'error'}): the fallback was sent"
     if outcome == "dlt_refused":
         sent = "the fallback was sent" if message.reply else "nothing was sent"
-        return f"DLT refused the reply ({message.dlt_reason or 'no template'}): {sent}"
+        return f"the reply matched no approved template ({message.dlt_reason or 'none'}): {sent}"
     if outcome == "too_long":
         sent = "the fallback was sent" if message.reply else "nothing was sent"
         return f"{message.error or 'reply too long'}: {sent}"
