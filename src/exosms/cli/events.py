@@ -128,9 +128,8 @@ def list_events(
         where = ", ".join(
             f"{d} {s}" + (f" ({a} tries)" if a > 1 else "") for d, s, a, _ in forwards
         )
-        click.echo(
-            f"{_when(at, settings.timezone)}  {type_:<14} {sender:<16} {where or '(no destination)'}"
-        )
+        when = _when(at, settings.timezone)
+        click.echo(f"{when}  {type_:<14} {sender:<16} {where or '(no destination)'}")
 
 
 @events.command("status")

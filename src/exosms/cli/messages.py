@@ -29,8 +29,9 @@ def messages(config_file: Path | None, database_url: str | None, limit: int, as_
         return
     for row in rows:
         reply = "(no reply)" if row.reply is None else repr(row.reply)
+        when = _when(row.received_at, settings.timezone)
         click.echo(
-            f"{_when(row.received_at, settings.timezone)}  {row.sms_sid}  {row.sender} -> {row.recipient}  "
+            f"{when}  {row.sms_sid}  {row.sender} -> {row.recipient}  "
             f"{row.outcome or row.state}  rule={row.rule or '-'}  "
             f"handler={'-' if row.handler_ms is None else f'{row.handler_ms:.1f}ms'}  "
             f"fetched={row.fetch_count}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ import click
 from exosms.cli.common import CONFIG_OPTION, DATABASE_OPTION, _settings, _when, _with_database
 from exosms.store import Database
 
-EVERYWHERE = "*"  # the recipient of an opt-out from every Exotel number
+EVERYWHERE = "*"  # the recipient of an opt-out from every Exotel number (optout_changes)
 
 
 @click.group()
@@ -22,37 +23,13 @@ def optouts() -> None:
     """
 
 
-def customer_number(value: str) -> str:
-    """A customer's number in its stored form; a clear error for anything else."""
-    from exosms.numbers import is_phone_number, normalise
+def _checked(check: Callable[[str], str], value: str, hint: str) -> str:
+    from exosms.optout_changes import BadNumber
 
-    number = normalise(value)
-    if not is_phone_number(number):
-        raise click.BadParameter(
-            f"{value!r} is not a phone number (e.g. 9052161119 or +919052161119)",
-            param_hint="SENDER",
-        )
-    return number
-
-
-def exotel_number(value: str | None) -> str:
-    """An Exotel number (an ExoPhone, or a short code) in its stored form, or every one."""
-    from exosms.numbers import is_phone_number, normalise
-
-    if value is None:
-        return EVERYWHERE
-    number = normalise(value)
-    if not (is_phone_number(number) or (number.isdigit() and 3 <= len(number) <= 8)):
-        raise click.BadParameter(
-            f"{value!r} is not an Exotel number (an ExoPhone such as 08041000000, or a"
-            " short code such as 56070)",
-            param_hint="--to",
-        )
-    return number
-
-
-def _place(recipient: str) -> str:
-    return "every Exotel number" if recipient == EVERYWHERE else recipient
+    try:
+        return check(value)
+    except BadNumber as error:
+        raise click.BadParameter(str(error), param_hint=hint) from None
 
 
 @optouts.command("list")
@@ -79,17 +56,15 @@ def optouts_add(
     sender: str, recipient: str | None, config_file: Path | None, database_url: str | None
 ) -> None:
     """Opt SENDER out: nothing more is sent to them (from --to only, or from every number)."""
+    from exosms.optout_changes import customer_number, exotel_number, opt_out
+
     settings = _settings(config_file, database_url=database_url)
-    who, where = customer_number(sender), exotel_number(recipient)
+    who = _checked(customer_number, sender, "SENDER")
+    where = _checked(exotel_number, recipient, "--to") if recipient else EVERYWHERE
 
     async def go(db: Database) -> str:
-        existing = {row.recipient for row in await db.store.list_optouts() if row.sender == who}
-        if EVERYWHERE in existing:
-            return f"{who} was already opted out from every Exotel number: nothing changed"
-        if where in existing:
-            return f"{who} was already opted out from {where}: nothing changed"
-        await db.store.set_optout(who, where, True)
-        return f"{who} opted out from {_place(where)}: nothing more is sent to them from there"
+        change = await opt_out(db.store, who, where, "cli")
+        return change.said if change.changed else change.said + ": nothing changed"
 
     click.echo(_with_database(settings, go))
 
@@ -104,27 +79,14 @@ def optouts_remove(
 ) -> None:
     """Opt SENDER back in: without --to, every opt-out of theirs goes (from every number and
     from each one); with --to, only the one from that number."""
+    from exosms.optout_changes import customer_number, exotel_number, opt_in
+
     settings = _settings(config_file, database_url=database_url)
-    who = customer_number(sender)
-    only = exotel_number(recipient) if recipient is not None else None
+    who = _checked(customer_number, sender, "SENDER")
+    only = _checked(exotel_number, recipient, "--to") if recipient is not None else None
 
     async def go(db: Database) -> str:
-        existing = sorted(
-            {row.recipient for row in await db.store.list_optouts() if row.sender == who}
-        )
-        chosen = [r for r in existing if only is None or r == only]
-        for place in chosen:
-            await db.store.set_optout(who, place, False)
-        left = [r for r in existing if r not in chosen]
-        if not chosen:
-            where = f" from {only}" if only else ""
-            said = f"{who} was not opted out{where}: nothing changed"
-        else:
-            said = f"{who}: removed the opt-out from " + ", ".join(_place(r) for r in chosen)
-        if left:
-            said += "; still opted out from " + ", ".join(_place(r) for r in left)
-        elif chosen:
-            said += "; they get replies again"
-        return said
+        change = await opt_in(db.store, who, only)
+        return change.said if change.changed else change.said + ": nothing changed"
 
     click.echo(_with_database(settings, go))

@@ -60,9 +60,8 @@ def prune(
         )
         return
     if count and sys.stdin.isatty() and not yes:
-        click.echo(
-            f"{count} message(s) received before {_when(before, settings.timezone)} will be deleted."
-        )
+        when = _when(before, settings.timezone)
+        click.echo(f"{count} message(s) received before {when} will be deleted.")
         click.confirm("Delete them?", abort=True)
     deleted = _with_database(settings, lambda db: db.store.prune(before, batch))
     click.echo(f"deleted {deleted} message(s) received before {_when(before, settings.timezone)}")

@@ -255,8 +255,11 @@ class Store(Protocol):
 
     async def list_optouts(self) -> list[OptOut]: ...
 
-    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
-        """Opt ``sender`` out of (or back in to) ``recipient`` ("*": all); True if it changed."""
+    async def set_optout(
+        self, sender: str, recipient: str, opted_out: bool, source: str = "cli"
+    ) -> bool:
+        """Opt ``sender`` out of (or back in to) ``recipient`` ("*": all); True if it changed.
+        ``source``: who did it (``cli``, ``inbox``), kept with an opt-out."""
         ...
 
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:

@@ -144,7 +144,9 @@ class SqlReader:
                 rows = (await conn.execute(query)).all()
         return [OptOut(r.sender, r.recipient, r.created_at, r.source) for r in rows]
 
-    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
+    async def set_optout(
+        self, sender: str, recipient: str, opted_out: bool, source: str = "cli"
+    ) -> bool:
         where = (optouts.c.sender == sender) & (optouts.c.recipient == recipient)
         with sql_errors():
             async with self.engine.begin() as conn:
@@ -152,7 +154,10 @@ class SqlReader:
                 if opted_out and exists is None:
                     await conn.execute(
                         insert(optouts).values(
-                            sender=sender, recipient=recipient, created_at=time.time(), source="cli"
+                            sender=sender,
+                            recipient=recipient,
+                            created_at=time.time(),
+                            source=source,
                         )
                     )
                     return True
@@ -289,8 +294,10 @@ class SqlBackedStore:
     async def list_optouts(self) -> list[OptOut]:
         return await self._reader.list_optouts()
 
-    async def set_optout(self, sender: str, recipient: str, opted_out: bool) -> bool:
-        return await self._reader.set_optout(sender, recipient, opted_out)
+    async def set_optout(
+        self, sender: str, recipient: str, opted_out: bool, source: str = "cli"
+    ) -> bool:
+        return await self._reader.set_optout(sender, recipient, opted_out, source)
 
     async def save_templates(self, templates: Sequence[Template]) -> tuple[int, int]:
         return await self._reader.save_templates(templates)

@@ -35,6 +35,7 @@ from exosms.web.auth import Gatekeeper
 from exosms.web.compose import Composer
 from exosms.web.forwarding import Forwarding
 from exosms.web.inbox import Inbox
+from exosms.web.optouts_page import OptOutsPage
 from exosms.web.reloading import watch_rules, watch_templates
 from exosms.web.replying import Replying
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
@@ -128,6 +129,7 @@ def create_app(
         routes=[
             *inbox.routes(),
             *Replying(inbox, composer).routes(),
+            *OptOutsPage(inbox, database.store).routes(),
             *api.routes(),
             *Forwarding(inbox, api, database.events, settings.forwarding.destinations).routes(),
             Route("/exotel/webhook", webhook, methods=["POST"]),
