@@ -126,7 +126,7 @@ def _decide(
     group_config, group_database = ctx.obj
     config_file, database_url = config_file or group_config, database_url or group_database
     settings = _settings(config_file, database_url=database_url)
-    row = _with_database(settings, lambda db: db.outbox.decide(row_id, resend))
+    row = _with_database(settings, lambda db: db.outbox.decide(row_id, resend, by="cli"))
     if row is None:
         raise click.ClickException(
             f"#{row_id}: no such SMS held, in doubt{' or failed' if resend else ''}"

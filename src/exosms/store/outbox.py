@@ -242,18 +242,21 @@ class Outbox:
                 settled = (await conn.execute(settle)).rowcount
         return int(died or 0), int(settled or 0)
 
-    async def decide(self, row_id: int, resend: bool) -> OutboxRow | None:
-        """A person's choice for a held, unknown or failed row: send it again, or give up.
-        Returns the row as it now is; ``None`` when no such row may be decided on."""
+    async def decide(self, row_id: int, resend: bool, by: str = "cli") -> OutboxRow | None:
+        """A person's choice for a held, unknown or failed row: send it again, or give up;
+        ``by``: who chose (kept with the time). Returns the row as it now is; ``None`` when
+        no such row may be decided on."""
         allowed = (HELD, UNKNOWN, FAILED) if resend else (HELD, UNKNOWN)
+        now = time.time()
         values: dict[str, Any] = (
-            {"status": PENDING, "next_attempt_at": time.time(), "lease_until": None}
+            {"status": PENDING, "next_attempt_at": now, "lease_until": None}
             if resend
             else {
                 "status": FAILED,
                 "last_error": func.coalesce(outbox.c.last_error, "") + "; given up by a person",
             }
         )
+        values.update(decided_by=by[:64], decided_at=now)
         query = (
             update(outbox)
             .where((outbox.c.id == row_id) & outbox.c.status.in_(allowed))

@@ -167,6 +167,8 @@ outbox = Table(
     Column("date_sent", String(64)),
     Column("checked_at", Float),  # when the reconciler last asked Exotel about it
     Column("author", String(64)),  # who sent it from the inbox; NULL: exosms itself
+    Column("decided_by", String(64)),  # who resent or gave up a held SMS (0015)
+    Column("decided_at", Float),
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_exotel_sid", "exotel_sid"),
     Index("ix_outbox_to", "to_number", "created_at"),

@@ -36,6 +36,7 @@ from exosms.web.compose import Composer
 from exosms.web.forwarding import Forwarding
 from exosms.web.inbox import Inbox
 from exosms.web.optouts_page import OptOutsPage
+from exosms.web.outbox_page import OutboxPage
 from exosms.web.reloading import watch_rules, watch_templates
 from exosms.web.replying import Replying
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
@@ -130,6 +131,7 @@ def create_app(
             *inbox.routes(),
             *Replying(inbox, composer).routes(),
             *OptOutsPage(inbox, database.store).routes(),
+            *OutboxPage(inbox, database.outbox, running.wake_outbox).routes(),
             *api.routes(),
             *Forwarding(inbox, api, database.events, settings.forwarding.destinations).routes(),
             Route("/exotel/webhook", webhook, methods=["POST"]),
