@@ -72,6 +72,7 @@ class DltGate:
         return replace(
             result,
             reply=replacement,
+            refused_reply=result.reply,  # kept: the text to register, or to shorten
             outcome=refused,
             error=why if result.error is None else f"{result.error}; {why}",
             encoding=sent.encoding if sent else None,

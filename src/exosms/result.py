@@ -25,6 +25,7 @@ class Result:
     template_id: str | None = None  # the DLT template the reply matches
     dlt_reason: str | None = None  # why it matches none, or what the check warned about
     guard: str | None = None  # the guard that allowed no reply
+    refused_reply: str | None = None  # the reply the gate refused (DLT, parts), not sent
 
 
 def clean_reply(text: str) -> str:

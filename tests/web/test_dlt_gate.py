@@ -102,6 +102,8 @@ def test_enforce_replaces_a_non_matching_reply_with_the_fallback(
     row = stored(proc, sid)
     assert row["outcome"] == "dlt_refused"
     assert row["reply"] == SORRY
+    # The refused text is kept: the shop sees what it would have to register.
+    assert row["refused_reply"] == "Dear Ram, your order 12 has been shipped. Regards XYZ"
     assert row["dlt_template_id"] == "1107161234567890999"  # what was sent instead
     assert "differs at character 54: expected '.', got end of text" in str(row["dlt_reason"])
     listed = exosms(proc.database_url, proc.workdir, "messages", "--limit", "1")
@@ -138,6 +140,7 @@ def test_too_many_parts_is_not_sent(make_server: Callable[..., ServerProcess]) -
     assert reply == SORRY
     row = stored(proc, sid)
     assert row["outcome"] == "too_long"
+    assert row["refused_reply"] == "x" * 1200
     assert "reply needs 8 SMS parts; at most 7 are sent" in str(row["error"])
 
 

@@ -42,6 +42,7 @@ ANSWER_FIELDS = (
     "dlt_reason",
     "guard",
     "late_reply",
+    "refused_reply",
 )
 _DATA_KEY = {
     "sms.delivery": "delivery",

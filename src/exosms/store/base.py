@@ -139,6 +139,7 @@ class Completion:
             r.template_id,
             r.dlt_reason,
             r.guard,
+            r.refused_reply,
             self.sms_sid,
         )
 
@@ -184,6 +185,7 @@ class StoredMessage:
     guard: str | None = None
     late_reply: str | None = None
     takeovers: int = 0  # times the claim was taken over from a process that stopped answering
+    refused_reply: str | None = None  # the reply the DLT check (or the part limit) refused
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,9 +72,9 @@ FETCH_FLUSH_DELAY = 0.05  # seconds of replays counted together
 _COMPLETE = """
 UPDATE messages SET state = 'done', reply = $1, rule = $2, outcome = $3, handler_ms = $4,
     error = $5, answered_at = $6, reply_encoding = $7, reply_units = $8, reply_parts = $9,
-    dlt_template_id = $10, dlt_reason = $11, guard = $12, claim_owner = NULL,
-    claim_expires = NULL
-WHERE sms_sid = $13 AND state = 'pending'
+    dlt_template_id = $10, dlt_reason = $11, guard = $12, refused_reply = $13,
+    claim_owner = NULL, claim_expires = NULL
+WHERE sms_sid = $14 AND state = 'pending'
 RETURNING id
 """
 _STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = $1"

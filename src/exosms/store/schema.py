@@ -61,6 +61,7 @@ messages = Table(
     Column("late_reply", Text),  # sent through the API after the deadline
     # times another process took the claim over after its owner stopped renewing its lease
     Column("takeovers", Integer, nullable=False, server_default="0"),
+    Column("refused_reply", Text),  # the reply the DLT check refused, kept (0016)
     Index("ix_messages_received_at", "received_at"),
     Index("ix_messages_sender", "sender", "received_at"),
     Index("ix_messages_rule", "rule", "received_at"),

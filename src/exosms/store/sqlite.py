@@ -71,8 +71,8 @@ _DROP_LEASE = "DELETE FROM claim_owners WHERE owner = ?"
 _COMPLETE = (
     "UPDATE messages SET state = 'done', reply = ?, rule = ?, outcome = ?, handler_ms = ?,"
     " error = ?, answered_at = ?, reply_encoding = ?, reply_units = ?, reply_parts = ?,"
-    " dlt_template_id = ?, dlt_reason = ?, guard = ?, claim_owner = NULL, claim_expires = NULL"
-    " WHERE sms_sid = ? AND state = 'pending'"
+    " dlt_template_id = ?, dlt_reason = ?, guard = ?, refused_reply = ?, claim_owner = NULL,"
+    " claim_expires = NULL WHERE sms_sid = ? AND state = 'pending'"
 )
 _STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = ?"
 _QUEUE = (
