@@ -213,3 +213,33 @@ def test_init_and_password_keep_the_settings_file_as_written(tmp_path: Path) -> 
     assert settings["port"] == 8080 and settings["auth"]["allow_ips"] == ["203.0.113.0/24"]
     assert settings["inbox"]["password_hash"].startswith("scrypt")
     assert "# behind nginx" in (tmp_path / "exosms.toml").read_text()
+
+
+def test_rules_check_warns_of_fixed_replies_that_match_no_dlt_template(tmp_path: Path) -> None:
+    (tmp_path / "templates.toml").write_text(
+        '[[template]]\nid = "1107160000000000021"\n'
+        'content = "We are open 10 am to 8 pm. -ACME"\n'
+        '[[template]]\nid = "1107160000000000022"\n'
+        'content = "You will get no more SMS from ACME. Send START to join again."\n'
+    )
+    (tmp_path / "exosms.toml").write_text(
+        'database_url = "sqlite:///exosms.db"\n'
+        'fallback_reply = "Sorry, try again later."\n'
+        '[guards]\noptout_reply = "You will get no more SMS from ACME. Send START to join again."\n'
+        '\n[[rules]]\nkeyword = "HOURS"\nreply = "We are open 10 am to 8 pm. -ACME"\n'
+        '\n[[rules]]\nkeyword = "SALE"\nreply = "Big sale today!"\n'
+        '\n[[rules]]\nkeyword = "ECHO"\nreply = "{rest}"\n'  # filled in: not checked here
+    )
+    done = exosms("rules", "check", cwd=tmp_path)
+    assert done.returncode == 0 and "DLT" not in done.stdout  # no templates yet: nothing to say
+    assert exosms("dlt", "import", "templates.toml", cwd=tmp_path).returncode == 0
+    done = exosms("rules", "check", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert [line.split(": warning:")[0] for line in lines if ": warning:" in line] == [
+        "exosms.toml:10: rule sale",
+        "settings: [guards] optin_reply (the START confirmation)",
+        "settings: fallback_reply",
+    ]
+    assert "matches no DLT template: no template matches; closest is" in done.stdout
+    assert lines[-1].endswith("3 rules, no problems, 3 DLT warning(s)")

@@ -246,6 +246,23 @@ def read_templates(path: Path, progress: Callable[[int], None] | None = None) ->
     raise ImportFileError(f"unsupported file type {suffix!r}: use .csv, .xlsx or .toml")
 
 
+def read_upload(filename: str, data: bytes) -> ImportResult:
+    """Read an uploaded export (the inbox's DLT page) by its file name's extension."""
+    suffix = Path(filename).suffix.lower()
+    if suffix != ".xlsx":
+        if suffix == ".toml":
+            return read_toml(data)
+        if suffix in (".csv", ".txt", ".tsv", ""):
+            return read_csv(data)
+        raise ImportFileError(f"unsupported file type {suffix!r}: use .csv, .xlsx or .toml")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="exosms-dlt-") as folder:
+        path = Path(folder) / "upload.xlsx"
+        path.write_bytes(data)
+        return read_xlsx(path)  # an ImportFileError names upload.xlsx: a readable reason
+
+
 def count_lines(path: Path) -> int:
     """A cheap row estimate for a progress bar (CSV only)."""
     if path.suffix.lower() == ".xlsx":

@@ -92,6 +92,12 @@ def _rule_lines(text: str) -> list[int]:
     ]
 
 
+def template_fields(template: str) -> list[str]:
+    """The names a reply template fills in (``{body}``, ``{match[1]}``...): none for a
+    fixed reply."""
+    return _fields(template)
+
+
 def _fields(template: str) -> list[str]:
     names = []
     for _, name, _, _ in string.Formatter().parse(template):

@@ -6,6 +6,7 @@ import asyncio
 import logging.config
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,10 @@ from exosms.cli.common import (
     _settings,
 )
 from exosms.store import StoredMessage
+
+if TYPE_CHECKING:
+    from exosms.config import Settings
+    from exosms.rules import RulesFile
 
 
 @click.group()
@@ -46,10 +51,44 @@ def rules_check(file: Path | None, config_file: Path | None) -> None:
     problems = found.check(context_for(settings))
     for problem in problems:
         click.echo(str(problem))
+    warnings = _dlt_warnings(found, settings)
+    for warning in warnings:
+        click.echo(warning)
     if problems:
         click.echo(f"{len(problems)} problem(s) in {found.source}")
         sys.exit(1)
-    click.echo(f"{found.source}: {len(found.specs)} rules, no problems")
+    noted = f", {len(warnings)} DLT warning(s)" if warnings else ""
+    click.echo(f"{found.source}: {len(found.specs)} rules, no problems{noted}")
+
+
+def _dlt_warnings(found: RulesFile, settings: Settings) -> list[str]:
+    """A line for each fixed reply (a rule's reply without fields, the STOP and START
+    confirmations, the fallback) that matches no imported DLT template: operators would
+    drop it, and with the check enforcing it is never sent."""
+    from exosms.rules import template_fields
+
+    registry = _local_registry(settings)
+    if registry is None or not len(registry):
+        return []
+    fixed: list[tuple[str, str]] = []
+    for spec in found.specs:
+        reply = spec.table.reply
+        if reply and not template_fields(reply):
+            where = f"{found.source}:{spec.line}: rule {spec.name or f'#{spec.number}'}"
+            fixed.append((where, reply.format_map({})))
+    guards = settings.guards
+    fixed += [
+        ("settings: [guards] optout_reply (the STOP confirmation)", guards.optout_reply),
+        ("settings: [guards] optin_reply (the START confirmation)", guards.optin_reply),
+        ("settings: fallback_reply", settings.fallback_reply or ""),
+    ]
+    warnings = []
+    for where, text in fixed:
+        if text:
+            verdict = registry.match(text)
+            if not verdict.matched:
+                warnings.append(f"{where}: warning: matches no DLT template: {verdict.reason}")
+    return warnings
 
 
 @rules.command("test")

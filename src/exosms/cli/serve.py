@@ -71,6 +71,7 @@ def serve(
 
 
 def _run(uvicorn: Any, settings: Settings, log_config: dict[str, Any]) -> None:
+    from exosms.web.dlt_page import UPLOAD_PATH
     from exosms.web.protocol import EdgeLimits, protocol_factory
 
     uvicorn.run(
@@ -81,7 +82,7 @@ def _run(uvicorn: Any, settings: Settings, log_config: dict[str, Any]) -> None:
         workers=settings.workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         # uvicorn calls `http` with its arguments; a partial carries our limits to workers.
-        http=cast(Any, protocol_factory(EdgeLimits.from_settings(settings))),
+        http=cast(Any, protocol_factory(EdgeLimits.from_settings(settings, (UPLOAD_PATH,)))),
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -33,6 +33,7 @@ from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
 from exosms.web.auth import Gatekeeper
 from exosms.web.compose import Composer
+from exosms.web.dlt_page import DltPage
 from exosms.web.forwarding import Forwarding
 from exosms.web.inbox import Inbox
 from exosms.web.optouts_page import OptOutsPage
@@ -132,6 +133,13 @@ def create_app(
             *Replying(inbox, composer).routes(),
             *OptOutsPage(inbox, database.store).routes(),
             *OutboxPage(inbox, database.outbox, running.wake_outbox).routes(),
+            *DltPage(
+                inbox,
+                database.store,
+                running.gate,
+                running.load_templates,
+                settings.max_upload_bytes,
+            ).routes(),
             *api.routes(),
             *Forwarding(inbox, api, database.events, settings.forwarding.destinations).routes(),
             Route("/exotel/webhook", webhook, methods=["POST"]),

@@ -93,9 +93,15 @@ class LoginGate:
         return hmac.compare_digest(given.encode(), expected.encode())
 
     def guarded(
-        self, handler: Callable[[Request, Login], Awaitable[Response]], *, post: bool = False
+        self,
+        handler: Callable[[Request, Login], Awaitable[Response]],
+        *,
+        post: bool = False,
+        max_files: int = 0,
+        max_part_size: int = 65536,
     ) -> Callable[[Request], Awaitable[Response]]:
-        """A page that needs a login (and, for POST, the session's CSRF token)."""
+        """A page that needs a login (and, for POST, the session's CSRF token); a form may
+        carry ``max_files`` files of at most ``max_part_size`` bytes each (none by default)."""
 
         async def endpoint(request: Request) -> Response:
             if self.signer is None:
@@ -113,7 +119,9 @@ class LoginGate:
                         return RedirectResponse(f"/inbox/login?{query}", status_code=303)
                     return PlainTextResponse("log in first\n", status_code=401)
                 if post:
-                    form = await request.form(max_files=0, max_fields=20, max_part_size=65536)
+                    form = await request.form(
+                        max_files=max_files, max_fields=20, max_part_size=max_part_size
+                    )
                     if not self._csrf_ok(request, form, login.csrf):
                         return PlainTextResponse(
                             "refused: missing or wrong CSRF token (reload the page)\n",

@@ -26,6 +26,17 @@
   document.addEventListener("exosms:updated", markRead);
   document.addEventListener("visibilitychange", markRead);
   setUpCompose();
+  // "Copy" beside a text to register on the DLT portal.
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.copy");
+    if (!button) return;
+    try {
+      await navigator.clipboard.writeText(button.dataset.copy);
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Select and copy";
+    }
+  });
   const live = document.querySelector("[data-live]");
   if (!live) return;
   const period = Number(document.body.dataset.poll || 2000);
