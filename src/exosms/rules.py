@@ -93,12 +93,7 @@ def _rule_lines(text: str) -> list[int]:
 
 
 def template_fields(template: str) -> list[str]:
-    """The names a reply template fills in (``{body}``, ``{match[1]}``...): none for a
-    fixed reply."""
-    return _fields(template)
-
-
-def _fields(template: str) -> list[str]:
+    """The names a reply template fills in (``{body}``, ``{match[1]}``...): none if fixed."""
     names = []
     for _, name, _, _ in string.Formatter().parse(template):
         if name is not None:
@@ -265,7 +260,7 @@ class RulesFile:
         template: str, key: str, known: tuple[str, ...], problem: Callable[[str, str], None]
     ) -> None:
         try:
-            names = _fields(template)
+            names = template_fields(template)
         except ValueError as error:
             problem(f"{key} is not a valid template: {error}", "write a literal { as {{")
             return

@@ -171,7 +171,7 @@ def test_optouts_cli(make_server: Callable[..., ServerProcess]) -> None:
         return done.stdout.strip()
 
     assert cli("add", "09052161119") == (
-        "+919052161119 opted out from every Exotel number: nothing more is sent to them from there"
+        "+919052161119 opted out from every Exotel number: nothing more is sent to them there"
     )
     assert httpx.get(f"{proc.url}/exotel/sms", params=sms("ECHO x")).text == ""
     assert "+919052161119  from all numbers  since " in cli("list")
