@@ -192,11 +192,44 @@ async def test_stats_count_hours_outcomes_latency_and_words(filled: OpenedStore)
 async def test_login_sessions_end_at_logout_and_expiry(store: OpenedStore) -> None:
     await store.logins.create_session("token-1", "csrf-1", 60)
     await store.logins.create_session("token-2", "csrf-2", -1)  # already expired
-    assert await store.logins.session_csrf("token-1") == "csrf-1"
-    assert await store.logins.session_csrf("token-2") is None
-    assert await store.logins.session_csrf("csrf-1") is None
+    assert await store.logins.session("token-1") == ("csrf-1", None, "admin")
+    assert await store.logins.session("token-2") is None
+    assert await store.logins.session("csrf-1") is None
     await store.logins.end_session("token-1")
-    assert await store.logins.session_csrf("token-1") is None
+    assert await store.logins.session("token-1") is None
+
+
+async def test_users_their_roles_and_their_sessions(store: OpenedStore) -> None:
+    from exosms.store.users import User, UserError, Users, user_name
+
+    users = Users(store.logins.engine)
+    await users.add("priya", "agent", "scrypt$hash-1")
+    await users.add("ravi", "admin", "scrypt$hash-2")
+    assert [(u.name, u.role, u.is_admin) for u in await users.all()] == [
+        ("priya", "agent", False),
+        ("ravi", "admin", True),
+    ]
+    assert all(isinstance(u, User) for u in await users.all())
+    for bad, reason in (
+        (("priya", "agent", "h"), "there is already a user 'priya'"),
+        (("admin", "agent", "h"), "'admin' is the first admin"),
+        (("sunil", "boss", "h"), "role: admin or agent, not 'boss'"),
+    ):
+        with pytest.raises(UserError, match=reason):
+            await users.add(*bad)
+    with pytest.raises(UserError, match="is not a user name"):
+        user_name("Priya Sharma")
+    assert user_name(" Priya ") == "priya"
+    await store.logins.create_session("t-priya", "c-p", 60, user="priya")
+    assert await store.logins.session("t-priya") == ("c-p", "priya", "agent")
+    assert await users.set_password("priya", "scrypt$hash-3") is True  # logged out everywhere
+    assert await store.logins.session("t-priya") is None
+    assert await users.password_hash("priya") == ("agent", "scrypt$hash-3")
+    await store.logins.create_session("t-ravi", "c-r", 60, user="ravi")
+    assert await users.remove("ravi") is True
+    assert await store.logins.session("t-ravi") is None
+    assert await users.remove("ravi") is False
+    assert await users.set_password("nobody", "x") is False
 
 
 async def test_prune_takes_empty_conversations_away(filled: OpenedStore) -> None:

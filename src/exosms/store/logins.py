@@ -94,30 +94,42 @@ class Logins:
             key = "account:" + account[:56]
             await execute(self.engine, "DELETE FROM login_attempts WHERE address = :a", a=key)
 
-    async def create_session(self, token: str, csrf: str, ttl: float) -> None:
+    async def create_session(
+        self, token: str, csrf: str, ttl: float, user: str | None = None
+    ) -> None:
+        """A new login session; ``user``: who (``None``: the first admin)."""
         now = time.time()
         await execute(
             self.engine, "DELETE FROM web_sessions WHERE expires_at < :now", now=now
         )  # tidy as we go
         await execute(
             self.engine,
-            "INSERT INTO web_sessions (id, csrf, created_at, expires_at)"
-            " VALUES (:id, :csrf, :now, :expires)",
+            "INSERT INTO web_sessions (id, csrf, created_at, expires_at, user_name)"
+            " VALUES (:id, :csrf, :now, :expires, :user)",
             id=_session_id(token),
             csrf=csrf,
             now=now,
             expires=now + ttl,
+            user=user,
         )
 
-    async def session_csrf(self, token: str) -> str | None:
-        """The CSRF token of a live login session, or ``None``."""
+    async def session(self, token: str) -> tuple[str, str | None, str] | None:
+        """``(csrf, user, role)`` of a live login session (``user`` ``None`` and role admin:
+        the first admin), or ``None``; a session of a user since removed is not live."""
         rows = await fetch_all(
             self.engine,
-            "SELECT csrf FROM web_sessions WHERE id = :id AND expires_at > :now",
+            "SELECT s.csrf, s.user_name, u.role FROM web_sessions s"
+            " LEFT JOIN users u ON u.name = s.user_name"
+            " WHERE s.id = :id AND s.expires_at > :now",
             id=_session_id(token),
             now=time.time(),
         )
-        return str(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        csrf, user, role = rows[0]
+        if user is None:
+            return str(csrf), None, "admin"
+        return (str(csrf), str(user), str(role)) if role is not None else None
 
     async def end_session(self, token: str) -> None:
         await execute(self.engine, "DELETE FROM web_sessions WHERE id = :id", id=_session_id(token))

@@ -88,7 +88,18 @@ conversations = Table(  # one row per sender, kept by a trigger on messages (mig
     Column("last_at", Float, nullable=False),
     Column("message_count", Integer, nullable=False),
     Column("read_id", ID, nullable=False, server_default="0"),  # the inbox's unread mark
+    Column("assigned_to", String(32)),  # the person it is given to (0017)
+    Column("closed_upto", ID),  # closed at this message id: a newer one opens it again
     Index("ix_conversations_last", "last_message_id"),
+)
+
+users = Table(  # the inbox's people but the first admin (0017; store/users.py)
+    "users",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 web_sessions = Table(  # inbox logins
@@ -98,6 +109,7 @@ web_sessions = Table(  # inbox logins
     Column("csrf", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("user_name", String(32)),  # NULL: the first admin ([inbox] password_hash)
 )
 
 login_attempts = Table(  # the inbox's lockout: one row per password check, per address
