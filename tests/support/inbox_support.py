@@ -39,11 +39,11 @@ def login_form(client: httpx.Client) -> str:
     return csrf_of(page.text)
 
 
-def login(base_url: str, password: str = PASSWORD) -> httpx.Client:
+def login(base_url: str, password: str = PASSWORD, name: str = "") -> httpx.Client:
+    """A client logged in as ``name`` (empty: the first admin)."""
     client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30)
-    answer = client.post(
-        "/inbox/login", data={"csrf": login_form(client), "password": password, "next": "/inbox"}
-    )
+    form = {"csrf": login_form(client), "name": name, "password": password, "next": "/inbox"}
+    answer = client.post("/inbox/login", data=form)
     assert answer.status_code == 303, answer.text
     return client
 

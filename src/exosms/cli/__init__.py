@@ -20,6 +20,7 @@ from exosms.cli import (
     rules,
     serve,
     simulate,
+    users,
 )
 from exosms.cli.prune import parse_age
 
@@ -53,5 +54,6 @@ for _command in (
     messages.messages,
     events.events,
     events.forward,
+    users.users,
 ):
     main.add_command(_command)

@@ -7,11 +7,15 @@ its status as Exotel reports it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.store.textsql import fetch_all
+
+Turn = tuple[float, str, Any]  # (when, "in" or "out", the message and delivery, or HandSent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +77,26 @@ class HandSentQueries:
             " (SELECT COALESCE(MAX(id), 0) FROM delivery_events)",
         )
         return ".".join(str(int(value)) for value in rows[0])
+
+
+def interleave(
+    items: Sequence[tuple[Any, Any]],
+    hand: Sequence[HandSent],
+    *,
+    complete_from: bool,
+    latest: bool,
+) -> list[Turn]:
+    """A page of a thread: its messages (oldest first, each with its delivery) and the SMS
+    sent by hand between them, in time order. ``complete_from``: the page starts at the
+    first message (else replies before its first message belong to an older page);
+    ``latest``: it ends at the newest (else later replies belong to a newer page)."""
+    since = items[0][0].received_at if items and not complete_from else 0.0
+    until = None if latest else (items[-1][0].received_at if items else 0.0)
+    turns: list[Turn] = [(m.received_at, "in", (m, d)) for m, d in items]
+    turns += [
+        (h.created_at, "out", h)
+        for h in hand
+        if h.created_at >= since and (until is None or h.created_at <= until)
+    ]
+    turns.sort(key=lambda turn: turn[0])
+    return turns

@@ -80,6 +80,39 @@ class Conversation:
     reply: str | None
     outcome: str | None
     guard: str | None
+    assigned_to: str | None = None  # the person it is given to
+    closed: bool = False  # closed, and nothing came in since
+
+
+# The conversation lists people choose between, as SQL over ``conversations c``.
+VIEWS = {
+    "mine": "c.assigned_to = :me",
+    "unassigned": "c.assigned_to IS NULL",
+    "open": "(c.closed_upto IS NULL OR c.closed_upto < c.last_message_id)",
+    "closed": "c.closed_upto >= c.last_message_id",
+}
+_CONVERSATION = (
+    "SELECT c.sender, c.recipient, c.last_message_id, c.last_at, c.message_count,"
+    " c.read_id, m.body, m.reply, m.outcome, m.guard, c.assigned_to, c.closed_upto"
+    " FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id"
+)
+
+
+def _conversation(row: Sequence[Any]) -> Conversation:
+    return Conversation(
+        sender=row[0],
+        recipient=row[1],
+        last_message_id=row[2],
+        last_at=row[3],
+        message_count=row[4],
+        unread=row[2] > row[5],
+        body=row[6] if row[6] is not None else "",
+        reply=row[7],
+        outcome=row[8],
+        guard=row[9],
+        assigned_to=row[10],
+        closed=row[11] is not None and row[11] >= row[2],
+    )
 
 
 def search_terms(text_: str) -> list[str]:
@@ -134,50 +167,51 @@ class InboxQueries:
         return int(rows[0][0])
 
     async def conversations(
-        self, *, before: int | None = None, limit: int = 50, number: str = ""
+        self,
+        *,
+        before: int | None = None,
+        limit: int = 50,
+        number: str = "",
+        view: str = "",
+        me: str = "",
     ) -> list[Conversation]:
+        """The newest conversations first; ``view``: one of :data:`VIEWS` (``mine``: those
+        assigned to ``me``)."""
         await self.refresh()
         where = ["c.last_message_id < :before"] if before else []
-        params: dict[str, Any] = {"before": before, "limit": limit}
+        params: dict[str, Any] = {"before": before, "limit": limit, "me": me}
         if number:
             where.append("c.sender LIKE :number")
             params["number"] = f"%{_digits(number) or number}%"
+        if view:
+            where.append(VIEWS[view])
         sql = (
-            "SELECT c.sender, c.recipient, c.last_message_id, c.last_at, c.message_count,"
-            " c.read_id, m.body, m.reply, m.outcome, m.guard FROM conversations c"
-            " LEFT JOIN messages m ON m.id = c.last_message_id"
+            _CONVERSATION
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY c.last_message_id DESC LIMIT :limit"
         )
-        return [
-            Conversation(
-                sender=row[0],
-                recipient=row[1],
-                last_message_id=row[2],
-                last_at=row[3],
-                message_count=row[4],
-                unread=row[2] > row[5],
-                body=row[6] if row[6] is not None else "",
-                reply=row[7],
-                outcome=row[8],
-                guard=row[9],
-            )
-            for row in await self._all(sql, **params)
-        ]
+        return [_conversation(row) for row in await self._all(sql, **params)]
 
     async def conversation(self, sender: str) -> Conversation | None:
         await self.refresh()
-        rows = await self._all(
-            "SELECT c.sender, c.recipient, c.last_message_id, c.last_at, c.message_count,"
-            " c.read_id, m.body, m.reply, m.outcome, m.guard FROM conversations c"
-            " LEFT JOIN messages m ON m.id = c.last_message_id WHERE c.sender = :sender",
+        rows = await self._all(_CONVERSATION + " WHERE c.sender = :sender", sender=sender)
+        return _conversation(rows[0]) if rows else None
+
+    async def assign(self, sender: str, user: str | None) -> None:
+        """Give the conversation to ``user`` (``None``: to nobody)."""
+        await self._write(
+            "UPDATE conversations SET assigned_to = :user WHERE sender = :sender",
             sender=sender,
+            user=user,
         )
-        if not rows:
-            return None
-        row = rows[0]
-        return Conversation(
-            row[0], row[1], row[2], row[3], row[4], row[2] > row[5], row[6] or "", *row[7:]
+
+    async def close(self, sender: str, closed: bool) -> None:
+        """Close the conversation (until the customer writes again), or open it again."""
+        await self._write(
+            "UPDATE conversations SET closed_upto = "
+            + ("last_message_id" if closed else "NULL")
+            + " WHERE sender = :sender",
+            sender=sender,
         )
 
     async def thread(

@@ -31,6 +31,7 @@ from exosms.sending import OutboxWorker, worker_from_settings
 from exosms.store import Database, Store, StoreUnavailable, open_database
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
+from exosms.web.assigning import Assigning
 from exosms.web.auth import Gatekeeper
 from exosms.web.compose import Composer
 from exosms.web.dlt_page import DltPage
@@ -40,6 +41,7 @@ from exosms.web.optouts_page import OptOutsPage
 from exosms.web.outbox_page import OutboxPage
 from exosms.web.reloading import watch_rules, watch_templates
 from exosms.web.replying import Replying
+from exosms.web.users_page import UsersPage
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
 log = logging.getLogger("exosms")
@@ -132,6 +134,8 @@ def create_app(
             *inbox.routes(),
             *Replying(inbox, composer).routes(),
             *OptOutsPage(inbox, database.store).routes(),
+            *UsersPage(inbox, inbox.gate.users).routes(),
+            *Assigning(inbox, inbox.gate.users).routes(),
             *OutboxPage(inbox, database.outbox, running.wake_outbox).routes(),
             *DltPage(
                 inbox,

@@ -132,8 +132,10 @@ class DltPage:
     def routes(self) -> list[BaseRoute]:
         """The page and its upload, behind the inbox's login (and CSRF)."""
         g = self.inbox.guarded
-        upload = g(self.upload, post=True, max_files=1, max_part_size=self.max_upload_bytes)
-        return [
-            Route("/inbox/dlt", g(self.show), methods=["GET"]),
+        upload = g(
+            self.upload, post=True, admin=True, max_files=1, max_part_size=self.max_upload_bytes
+        )
+        return [  # an admin's pages
+            Route("/inbox/dlt", g(self.show, admin=True), methods=["GET"]),
             Route(UPLOAD_PATH, upload, methods=["POST"]),
         ]

@@ -35,9 +35,10 @@ from exosms.config import InboxSettings
 from exosms.engine import ReplyEngine, Trial
 from exosms.passwords import signing_key
 from exosms.store.base import StoreUnavailable
-from exosms.store.hand_sent import HandSentQueries
-from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, InboxQueries
+from exosms.store.hand_sent import HandSentQueries, interleave
+from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, VIEWS, InboxQueries
 from exosms.store.logins import Logins
+from exosms.store.users import FIRST_ADMIN
 from exosms.web import present
 from exosms.web.auth import Gatekeeper
 from exosms.web.compose import Composer
@@ -132,25 +133,32 @@ class Inbox:
     # -- pages ----------------------------------------------------------------------------
 
     async def conversations(self, request: Request, login: Login) -> Response:
-        context = await self._conversations_context(request)
+        context = await self._conversations_context(request, login)
         return self.page("conversations.html", login=login, **context)
 
     async def conversations_fragment(self, request: Request, login: Login) -> Response:
-        context = await self._conversations_context(request)
+        context = await self._conversations_context(request, login)
         return self.page("_conversations.html", login=login, **context)
 
-    async def _conversations_context(self, request: Request) -> dict[str, Any]:
+    async def _conversations_context(self, request: Request, login: Login) -> dict[str, Any]:
         params = request.query_params
         before = parse_int(params, "before", None, 1, MAX_ID)
         number = params.get("number", "").strip()[:32]
+        view = params.get("view", "")
+        if view not in VIEWS:
+            view = ""
         # The newest id first: the rows read after it include it, so the page's live updates
         # (which wait for an id past this one) miss nothing.
         latest = await self.queries.latest_id()
-        rows = await self.queries.conversations(before=before, limit=50, number=number)
+        rows = await self.queries.conversations(
+            before=before, limit=50, number=number, view=view, me=login.user
+        )
         older = filter_query(params, before=rows[-1].last_message_id) if len(rows) == 50 else None
         return {
             "rows": rows,
             "number": number,
+            "view": view,
+            "views": list(VIEWS),
             "older": older,
             "latest": latest,
             "marker": await self.hand_sent.marker(),
@@ -181,10 +189,12 @@ class Inbox:
         context = await self._thread_context(request)
         if context is None:
             return self.error_page(login, 404, "No messages from this number.")
+        names = [FIRST_ADMIN, *(user.name for user in await self.gate.users.all())]
         return self.page(
             "thread.html",
             status,
             login=login,
+            names=names,
             composer=self.composer,
             templates=self.composer.templates() if self.composer else [],
             compose_body=compose_body,
@@ -235,17 +245,8 @@ class Inbox:
         items = await self.queries.thread(sender, before=before, limit=100)
         older = items[-1][0].id if len(items) == 100 else None
         items.reverse()
-        # Replies sent by hand, each between the messages it came after.
-        since = items[0][0].received_at if items and older else 0.0
-        until = None if before is None else (items[-1][0].received_at if items else 0.0)
-        hand = [
-            h
-            for h in await self.hand_sent.to_number(sender)
-            if h.created_at >= since and (until is None or h.created_at <= until)
-        ]
-        turns: list[tuple[float, str, Any]] = [(m.received_at, "in", (m, d)) for m, d in items]
-        turns += [(h.created_at, "out", h) for h in hand]
-        turns.sort(key=lambda turn: turn[0])
+        hand = await self.hand_sent.to_number(sender)
+        turns = interleave(items, hand, complete_from=older is None, latest=before is None)
         return {
             "conversation": conversation,
             "items": items,

@@ -25,6 +25,7 @@ from exosms.config import InboxSettings
 from exosms.passwords import verify_password
 from exosms.store.base import StoreUnavailable
 from exosms.store.logins import Logins
+from exosms.store.users import ADMIN, FIRST_ADMIN, UserError, Users, user_name
 from exosms.web.auth import Gatekeeper
 from exosms.web.filters import BadFilter, check_text
 
@@ -32,14 +33,27 @@ log = logging.getLogger("exosms.inbox")
 
 COOKIE = "exosms_session"
 LOGIN_COOKIE = "exosms_login"
-ACCOUNT = "admin"  # the one inbox account, for now; the lockout counts per account too
+ACCOUNT = FIRST_ADMIN  # the lockout counts per account too
+ADMIN_ONLY = "Only an admin can open this page (templates, opt-outs, users)."
+# A hash checked when the name is unknown, so that a wrong name costs what a wrong password
+# does (nobody learns which names exist by the time it takes).
+_NO_SUCH_USER = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
 OFF = "the inbox is off: set an admin password with `exosms password`\n"
 
 
 @dataclass(frozen=True, slots=True)
 class Login:
+    """Who is logged in: their session's token and CSRF token, their name and role."""
+
     token: str
     csrf: str
+    user: str = FIRST_ADMIN
+    role: str = ADMIN
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether they may manage templates, opt-outs and users."""
+        return self.role == ADMIN
 
 
 Page = Callable[..., HTMLResponse]  # renders a template: (name, status, **context)
@@ -58,6 +72,7 @@ class LoginGate:
     ) -> None:
         self.config = config
         self.logins = logins
+        self.users = Users(logins.engine)
         self.gatekeeper = gatekeeper
         self.signer = signer  # None: the inbox is off (no password is set)
         self.page = page
@@ -76,8 +91,11 @@ class LoginGate:
             ).decode()
         except (BadSignature, UnicodeDecodeError):
             return None
-        csrf = await self.logins.session_csrf(token)
-        return Login(token, csrf) if csrf is not None else None
+        found = await self.logins.session(token)
+        if found is None:
+            return None
+        csrf, user, role = found
+        return Login(token, csrf, user or FIRST_ADMIN, role)
 
     def _same_origin(self, request: Request) -> bool:
         origin = request.headers.get("origin")
@@ -97,11 +115,13 @@ class LoginGate:
         handler: Callable[[Request, Login], Awaitable[Response]],
         *,
         post: bool = False,
+        admin: bool = False,
         max_files: int = 0,
         max_part_size: int = 65536,
     ) -> Callable[[Request], Awaitable[Response]]:
-        """A page that needs a login (and, for POST, the session's CSRF token); a form may
-        carry ``max_files`` files of at most ``max_part_size`` bytes each (none by default)."""
+        """A page that needs a login (and, for POST, the session's CSRF token; with
+        ``admin``, an admin's login: 403 for an agent); a form may carry ``max_files`` files
+        of at most ``max_part_size`` bytes each (none by default)."""
 
         async def endpoint(request: Request) -> Response:
             if self.signer is None:
@@ -118,6 +138,9 @@ class LoginGate:
                         query = urlencode({"next": target})
                         return RedirectResponse(f"/inbox/login?{query}", status_code=303)
                     return PlainTextResponse("log in first\n", status_code=401)
+                if admin and not login.is_admin:
+                    log.warning("inbox: %s (an agent) refused an admin page", login.user)
+                    return self.error_page(login, 403, ADMIN_ONLY)
                 if post:
                     form = await request.form(
                         max_files=max_files, max_fields=20, max_part_size=max_part_size
@@ -180,6 +203,13 @@ class LoginGate:
             return PlainTextResponse(
                 "refused: missing or wrong CSRF token (reload the login page)\n", status_code=403
             )
+        raw_name = form.get("name")
+        try:
+            name = (
+                user_name(raw_name) if isinstance(raw_name, str) and raw_name.strip() else ACCOUNT
+            )
+        except UserError:
+            return self._login_page(request, "Wrong name or password.", 401)
         # The check is counted before it is made, in the database: parallel guesses and
         # several workers share one count.
         try:
@@ -187,7 +217,7 @@ class LoginGate:
                 address,
                 self.config.lockout_attempts,
                 self.config.lockout_seconds,
-                account=(ACCOUNT, self.config.lockout_account_attempts),
+                account=(name, self.config.lockout_account_attempts),
             )
         except StoreUnavailable:
             return PlainTextResponse("database unavailable, try again\n", status_code=503)
@@ -198,18 +228,27 @@ class LoginGate:
                 request, f"Too many failed logins: try again in {minutes} minutes.", 429
             )
         password = form.get("password")
+        if name == ACCOUNT:
+            stored: str | None = self.config.password_hash
+        else:
+            found = await self.users.password_hash(name)
+            stored = found[1] if found else None
         ok = isinstance(password, str) and await asyncio.to_thread(
-            verify_password, password[:1024], self.config.password_hash
+            verify_password, password[:1024], stored or _NO_SUCH_USER
         )
-        if not ok:
+        if not ok or stored is None:
             log.warning("inbox login failed from %s", address)
-            return self._login_page(request, "Wrong password.", 401)
-        await self.logins.login_succeeded(address, ACCOUNT)
+            wrong = "Wrong password." if name == ACCOUNT else "Wrong name or password."
+            return self._login_page(request, wrong, 401)
+        await self.logins.login_succeeded(address, name)
         token = secrets.token_urlsafe(32)
         await self.logins.create_session(
-            token, secrets.token_urlsafe(24), self.config.session_hours * 3600
+            token,
+            secrets.token_urlsafe(24),
+            self.config.session_hours * 3600,
+            user=None if name == ACCOUNT else name,
         )
-        log.info("inbox login from %s", address)
+        log.info("inbox login from %s as %s", address, name)
         next_value = form.get("next")
         target = _local_path(next_value if isinstance(next_value, str) else "") or "/inbox"
         response = RedirectResponse(target, status_code=303)

@@ -86,10 +86,10 @@ class OptOutsPage:
     def routes(self) -> list[BaseRoute]:
         """The page and its two forms, behind the inbox's login (and CSRF for the forms)."""
         g = self.inbox.guarded
-        return [
-            Route("/inbox/optouts", g(self.show), methods=["GET"]),
-            Route("/inbox/optouts/add", g(self.add, post=True), methods=["POST"]),
-            Route("/inbox/optouts/remove", g(self.remove, post=True), methods=["POST"]),
+        return [  # an admin's pages
+            Route("/inbox/optouts", g(self.show, admin=True), methods=["GET"]),
+            Route("/inbox/optouts/add", g(self.add, post=True, admin=True), methods=["POST"]),
+            Route("/inbox/optouts/remove", g(self.remove, post=True, admin=True), methods=["POST"]),
         ]
 
 

@@ -17,7 +17,6 @@ from exosms.store.outbox_view import STATES, OutboxView
 from exosms.web.filters import MAX_ID, filter_query, parse_int
 from exosms.web.inbox import Inbox
 from exosms.web.login import Login
-from exosms.web.replying import AUTHOR
 
 PAGE = 50
 
@@ -72,16 +71,16 @@ class OutboxPage:
             return PlainTextResponse(
                 "id: the SMS's number; choice: resend or give-up\n", status_code=400
             )
-        row = await self.outbox.decide(row_id, choice == "resend", by=AUTHOR)
+        row = await self.outbox.decide(row_id, choice == "resend", by=login.user)
         if row is None:
             allowed = "held, in doubt or failed" if choice == "resend" else "held or in doubt"
             said = f"#{row_id} was not {allowed} (already decided, or settled): nothing changed"
             return await self.show(request, login, status=409, said=said)
         if choice == "resend":
             self.wake()
-            said = f"#{row_id} queued to send again, by {AUTHOR}"
+            said = f"#{row_id} queued to send again, by {login.user}"
         else:
-            said = f"#{row_id} given up, by {AUTHOR}: it will not be sent again"
+            said = f"#{row_id} given up, by {login.user}: it will not be sent again"
         return await self.show(request, login, said=said)
 
     def routes(self) -> list[BaseRoute]:

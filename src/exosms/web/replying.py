@@ -18,8 +18,6 @@ from exosms.web.login import Login
 
 log = logging.getLogger("exosms.inbox")
 
-AUTHOR = "admin"  # who a reply by hand is recorded as: the one inbox login, the admin
-
 
 class Replying:
     """The compose box's endpoints."""
@@ -46,7 +44,7 @@ class Replying:
         if conversation is None:
             return PlainTextResponse("no messages from this number\n", status_code=404)
         body = _text(request.state.form, "body")
-        sent = await self.composer.send(sender, conversation.recipient, body, author=AUTHOR)
+        sent = await self.composer.send(sender, conversation.recipient, body, author=login.user)
         if sent.row_id is None:
             return await self.inbox.thread(
                 request, login, status=422, compose_body=body, compose_error=sent.preview.held

@@ -1,0 +1,71 @@
+"""A conversation given to a person, closed and opened again: POST /inbox/assign/{sender}
+and POST /inbox/state/{sender} (agents and admins alike). Who did it is logged; the
+conversations page lists them by view (mine, unassigned, open, closed)."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from exosms.store.users import FIRST_ADMIN, Users
+from exosms.web.inbox import Inbox
+from exosms.web.login import Login
+
+log = logging.getLogger("exosms.inbox")
+
+
+class Assigning:
+    """Assign, close and reopen conversations."""
+
+    def __init__(self, inbox: Inbox, users: Users) -> None:
+        """``users``: whom a conversation may be given to (and the first admin)."""
+        self.inbox = inbox
+        self.users = users
+
+    async def names(self) -> list[str]:
+        """Everyone a conversation may be assigned to."""
+        return [FIRST_ADMIN, *(user.name for user in await self.users.all())]
+
+    async def assign(self, request: Request, login: Login) -> Response:
+        """POST ``user`` (empty: nobody)."""
+        sender = request.path_params["sender"]
+        if await self.inbox.queries.conversation(sender) is None:
+            return PlainTextResponse("no messages from this number\n", status_code=404)
+        form: FormData = request.state.form
+        raw = form.get("user")
+        user = raw.strip().lower() if isinstance(raw, str) and raw.strip() else None
+        if user is not None and user not in await self.names():
+            return PlainTextResponse(f"user: no user {user!r}\n", status_code=400)
+        await self.inbox.queries.assign(sender, user)
+        log.info("inbox: %s assigned a conversation to %s", login.user, user or "nobody")
+        return _back(sender)
+
+    async def state(self, request: Request, login: Login) -> Response:
+        """POST ``action`` close or reopen."""
+        sender = request.path_params["sender"]
+        if await self.inbox.queries.conversation(sender) is None:
+            return PlainTextResponse("no messages from this number\n", status_code=404)
+        form: FormData = request.state.form
+        action = form.get("action")
+        if action not in ("close", "reopen"):
+            return PlainTextResponse("action: close or reopen\n", status_code=400)
+        await self.inbox.queries.close(sender, action == "close")
+        log.info("inbox: %s %s a conversation", login.user, f"{action}d".replace("ee", "e"))
+        return _back(sender)
+
+    def routes(self) -> list[BaseRoute]:
+        """The two POST routes, behind the inbox's login and CSRF check."""
+        g = self.inbox.guarded
+        return [
+            Route("/inbox/assign/{sender:path}", g(self.assign, post=True), methods=["POST"]),
+            Route("/inbox/state/{sender:path}", g(self.state, post=True), methods=["POST"]),
+        ]
+
+
+def _back(sender: str) -> Response:
+    return RedirectResponse("/inbox/c/" + quote(sender, safe=""), status_code=303)
