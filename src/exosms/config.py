@@ -26,6 +26,7 @@ from exosms.settings_sections import (
     ForwardingSettings,
     GuardSettings,
     InboxSettings,
+    NotifySettings,
 )
 
 ENV_PREFIX = "EXOSMS_"
@@ -126,6 +127,9 @@ class Settings(BaseSettings):
     inbox: InboxSettings = Field(InboxSettings(), description="The inbox pages and JSON API.")
     forwarding: ForwardingSettings = Field(
         ForwardingSettings(), description="Every event to the business's own systems."
+    )
+    notify: NotifySettings = Field(
+        NotifySettings(), description="Messages that need a person, through Apprise."
     )
     late_replies: Literal["auto", "off", "api"] = Field(
         "auto",
@@ -337,6 +341,9 @@ def secret_values(settings: Settings) -> list[str]:
                 walk(getattr(value, name))
         elif isinstance(value, list | tuple):
             for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
                 walk(item)
 
     walk(settings)

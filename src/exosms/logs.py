@@ -117,5 +117,7 @@ def logging_config(level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
             "httpcore": {"level": "WARNING", "propagate": True},
             "aiosqlite": {"level": "WARNING", "propagate": True},
             "asyncpg": {"level": "WARNING", "propagate": True},
+            # Apprise names the addresses and services it notifies: exosms says how many.
+            "apprise": {"level": "WARNING", "propagate": True},
         },
     }

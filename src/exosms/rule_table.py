@@ -33,6 +33,7 @@ OTHER_KEYS = (
     "set_state",
     "state_ttl",
     "fallback",
+    "notify",
 )
 KNOWN_KEYS = MATCH_KEYS + ACTION_KEYS + OTHER_KEYS
 UPSTREAM_KEYS = ("url", "method", "timeout")
@@ -114,6 +115,7 @@ class RuleTable(BaseModel):
     set_state: StrictStr | None = None
     state_ttl: Annotated[float | None, BeforeValidator(_positive_duration)] = None
     fallback: StrictStr | None = None
+    notify: StrictBool = False  # tell a person of every message it answers ([notify])
 
     @property
     def words(self) -> list[str]:
@@ -186,3 +188,13 @@ def _upstream_problem(loc: list[str], kind: str, found: Any) -> tuple[str, str]:
             return "upstream timeout must be positive", ""
         return "upstream timeout must be a number of seconds", ""
     return f"upstream {key} must be text", ""
+
+
+def notify_names(entries: list[Any]) -> frozenset[str]:
+    """The names (as stored with each message) of the rules marked ``notify = true``."""
+    names = set()
+    for number, entry in enumerate(entries, start=1):
+        if isinstance(entry, dict) and entry.get("notify") is True:
+            table, _ = read_table(entry)
+            names.add((table.name or table.keyword or f"rule{number}").lower())
+    return frozenset(names)

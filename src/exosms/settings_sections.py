@@ -1,6 +1,11 @@
 """The tables of the settings file (``[dlt]``, ``[auth]``, ``[guards]``, ``[exotel]``,
-``[inbox]``), each declared once with type, default and help. :class:`exosms.config.Settings`
-holds one of each; each part of exosms is given its own table."""
+``[inbox]``, ``[notify]``, ``[forwarding]``), each declared once with type, default and help.
+:class:`exosms.config.Settings` holds one of each; each part of exosms is given its own table.
+
+Why one module: it is the settings' shape and nothing else (no logic beyond checking a
+value), read top to bottom beside docs/settings.md; split by table, a user's question
+("what can I set?") would be answered across seven files.
+"""
 
 from __future__ import annotations
 
@@ -318,6 +323,36 @@ class DestinationSettings(BaseModel):
                 if not secret.get_secret_value().startswith("whsec_"):
                     raise ValueError(f"{self.name}: webhook secrets start with whsec_")
         return self
+
+
+class NotifySettings(BaseModel):
+    """Messages that need a person, sent to people through Apprise (``[notify]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urls: list[SecretStr] = Field(
+        [],
+        description="Apprise URLs (`mailto://...`, `tgram://...`, `slack://...`, `json://...`)"
+        " that get the messages no one is assigned to. Empty, with no `people`: off.",
+    )
+    people: dict[str, SecretStr] = Field(
+        {},
+        description='An Apprise URL per inbox user (`priya = "mailto://..."`): a message in'
+        " a conversation assigned to them goes to them instead of `urls`.",
+    )
+    batch_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="How often the waiting messages are sent, together, one notification per"
+        " person.",
+    )
+    no_reply: bool = Field(
+        True,
+        description="Notify of every message that got no reply (no rule matched, the handler"
+        " failed, the DLT check refused it); messages held by a guard (opt-outs, caps, loops)"
+        " are not. Rules marked `notify = true` notify whatever they reply.",
+    )
 
 
 class ForwardingSettings(BaseModel):

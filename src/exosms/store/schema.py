@@ -93,6 +93,14 @@ conversations = Table(  # one row per sender, kept by a trigger on messages (mig
     Index("ix_conversations_last", "last_message_id"),
 )
 
+notify_state = Table(  # how far [notify] has got (0018; exosms/notifications.py)
+    "notify_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("answered_at", Float, nullable=False),
+    Column("message_id", ID, nullable=False),
+)
+
 users = Table(  # the inbox's people but the first admin (0017; store/users.py)
     "users",
     metadata,

@@ -25,8 +25,10 @@ from exosms.forwarding.setup import forwarder_of
 from exosms.gate import DltGate
 from exosms.guards import Guards
 from exosms.logs import quieten_logging_overhead
+from exosms.notifications import Notifier, apprise_sender
 from exosms.routing import Router
-from exosms.rules import router_from_settings, rules_source
+from exosms.rule_table import notify_names
+from exosms.rules import RulesFile, router_from_settings, rules_source
 from exosms.sending import OutboxWorker, worker_from_settings
 from exosms.store import Database, Store, StoreUnavailable, open_database
 from exosms.web.api import Api
@@ -209,6 +211,7 @@ class _Running:
         self.gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
         self.worker: OutboxWorker | None = None  # set at start when [exotel] is configured
         self.forwarder: Forwarder | None = None  # set at start
+        self.notifier: Notifier | None = None  # set at start when [notify] names anyone
 
     def wake_outbox(self) -> None:
         """A reply was queued: the worker sends it now rather than at its next look."""
@@ -254,6 +257,15 @@ class _Running:
         await self.engine.start()
         await self.load_templates()
         tasks = self._tasks()
+        if settings.notify.urls or settings.notify.people:
+            self.notifier = Notifier(
+                self.database.inbox.engine,
+                settings.notify,
+                public_url=settings.exotel.public_url,
+                notify_rules=lambda: notify_names(_rule_entries(settings, self.watch)),
+                send=apprise_sender(),
+            )
+            self.notifier.start()
         if settings.forwarding.run == "server":
             self.forwarder = forwarder_of(settings.forwarding, self.database.events)
             self.forwarder.start()
@@ -279,6 +291,8 @@ class _Running:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.notifier is not None:
+                await self.notifier.stop()
             if self.forwarder is not None:
                 await self.forwarder.stop()
             if self.worker is not None:
@@ -344,6 +358,16 @@ class _NotFound:
                 )
         if scope["type"] == "http":
             await response(scope, receive, send)
+
+
+def _rule_entries(settings: Settings, source: Path | None) -> list[Any]:
+    """The ``[[rules]]`` tables as written now (the file is re-read: rules reload)."""
+    if source is not None and source.is_file():
+        try:
+            return [spec.data for spec in RulesFile.from_path(source).specs]
+        except (OSError, ValueError):
+            return []
+    return list(settings.rules)
 
 
 def app_from_environment() -> Starlette:
