@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from exosms.cli import (
+    contacts,
     credentials,
     db,
     dlt,
@@ -55,5 +56,6 @@ for _command in (
     events.events,
     events.forward,
     users.users,
+    contacts.contacts,
 ):
     main.add_command(_command)

@@ -82,6 +82,7 @@ class Conversation:
     guard: str | None
     assigned_to: str | None = None  # the person it is given to
     closed: bool = False  # closed, and nothing came in since
+    name: str | None = None  # the contact's name, when the number has one
 
 
 # The conversation lists people choose between, as SQL over ``conversations c``.
@@ -93,8 +94,9 @@ VIEWS = {
 }
 _CONVERSATION = (
     "SELECT c.sender, c.recipient, c.last_message_id, c.last_at, c.message_count,"
-    " c.read_id, m.body, m.reply, m.outcome, m.guard, c.assigned_to, c.closed_upto"
+    " c.read_id, m.body, m.reply, m.outcome, m.guard, c.assigned_to, c.closed_upto, k.name"
     " FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id"
+    " LEFT JOIN contacts k ON k.number = c.sender"
 )
 
 
@@ -112,6 +114,7 @@ def _conversation(row: Sequence[Any]) -> Conversation:
         guard=row[9],
         assigned_to=row[10],
         closed=row[11] is not None and row[11] >= row[2],
+        name=row[12],
     )
 
 
@@ -180,9 +183,10 @@ class InboxQueries:
         await self.refresh()
         where = ["c.last_message_id < :before"] if before else []
         params: dict[str, Any] = {"before": before, "limit": limit, "me": me}
-        if number:
-            where.append("c.sender LIKE :number")
+        if number:  # some digits of the number, or a part of the contact's name
+            where.append("(c.sender LIKE :number OR LOWER(k.name) LIKE :name)")
             params["number"] = f"%{_digits(number) or number}%"
+            params["name"] = f"%{number.lower()}%"
         if view:
             where.append(VIEWS[view])
         sql = (

@@ -93,6 +93,16 @@ conversations = Table(  # one row per sender, kept by a trigger on messages (mig
     Index("ix_conversations_last", "last_message_id"),
 )
 
+contacts = Table(  # a name per customer number (0019; store/contacts.py)
+    "contacts",
+    metadata,
+    Column("number", String(256), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(32)),
+    Index("ix_contacts_name", "name"),
+)
+
 notify_state = Table(  # how far [notify] has got (0018; exosms/notifications.py)
     "notify_state",
     metadata,

@@ -1,6 +1,7 @@
-"""A conversation given to a person, closed and opened again: POST /inbox/assign/{sender}
-and POST /inbox/state/{sender} (agents and admins alike). Who did it is logged; the
-conversations page lists them by view (mine, unassigned, open, closed)."""
+"""What a person does to a conversation (agents and admins alike): give it to someone
+(POST /inbox/assign/{sender}), close it or open it again (POST /inbox/state/{sender}), name
+the customer (POST /inbox/contact/{sender}). The conversations page lists them by view
+(mine, unassigned, open, closed) and shows the names."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from exosms.store.contacts import ContactError, Contacts
 from exosms.store.users import FIRST_ADMIN, Users
 from exosms.web.inbox import Inbox
 from exosms.web.login import Login
@@ -26,6 +28,7 @@ class Assigning:
         """``users``: whom a conversation may be given to (and the first admin)."""
         self.inbox = inbox
         self.users = users
+        self.contacts = Contacts(inbox.queries.engine)
 
     async def names(self) -> list[str]:
         """Everyone a conversation may be assigned to."""
@@ -58,12 +61,26 @@ class Assigning:
         log.info("inbox: %s %s a conversation", login.user, f"{action}d".replace("ee", "e"))
         return _back(sender)
 
+    async def contact(self, request: Request, login: Login) -> Response:
+        """POST ``name`` (empty: forget it)."""
+        sender = request.path_params["sender"]
+        if await self.inbox.queries.conversation(sender) is None:
+            return PlainTextResponse("no messages from this number\n", status_code=404)
+        form: FormData = request.state.form
+        raw = form.get("name")
+        try:
+            await self.contacts.set(sender, raw if isinstance(raw, str) else "", login.user)
+        except ContactError as error:
+            return PlainTextResponse(f"name: {error}\n", status_code=400)
+        return _back(sender)
+
     def routes(self) -> list[BaseRoute]:
         """The two POST routes, behind the inbox's login and CSRF check."""
         g = self.inbox.guarded
         return [
             Route("/inbox/assign/{sender:path}", g(self.assign, post=True), methods=["POST"]),
             Route("/inbox/state/{sender:path}", g(self.state, post=True), methods=["POST"]),
+            Route("/inbox/contact/{sender:path}", g(self.contact, post=True), methods=["POST"]),
         ]
 
 

@@ -35,6 +35,7 @@ from exosms.config import InboxSettings
 from exosms.engine import ReplyEngine, Trial
 from exosms.passwords import signing_key
 from exosms.store.base import StoreUnavailable
+from exosms.store.contacts import Contacts
 from exosms.store.hand_sent import HandSentQueries, interleave
 from exosms.store.inbox import DLT_VERDICTS, OUTCOMES, VIEWS, InboxQueries
 from exosms.store.logins import Logins
@@ -298,6 +299,7 @@ class Inbox:
             export=export,
             took_ms=took_ms,
             searched=not filters.is_empty or before is not None,
+            names=await Contacts(self.queries.engine).names(m.sender for m in rows),
         )
 
     async def export(self, request: Request, login: Login) -> Response:
@@ -315,13 +317,7 @@ class Inbox:
             outcome_chart=present.horizontal_bars(outcomes, colours=present.OUTCOME_COLOURS),
             keyword_chart=present.horizontal_bars(stats.top_keywords),
             rule_chart=present.horizontal_bars(stats.top_rules),
-            latency_chart=present.horizontal_bars(
-                [
-                    (name, round(value))
-                    for name, value in stats.latency_ms.items()
-                    if value is not None
-                ]
-            ),
+            latency_chart=present.horizontal_bars(present.latencies(stats.latency_ms)),
         )
 
     async def try_form(self, request: Request, login: Login) -> Response:

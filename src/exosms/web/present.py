@@ -248,3 +248,8 @@ def horizontal_bars(
         labels.append((label_width - 6, i * row + row / 2 + 4, label, "end"))
         labels.append((label_width + length + 6, i * row + row / 2 + 4, f"{value:,}", "start"))
     return Chart(width, int(row * max(len(items), 1)), bars, labels, [])
+
+
+def latencies(values: dict[str, float | None]) -> list[tuple[str, int]]:
+    """The time-to-answer percentiles known, in whole milliseconds, for a bar chart."""
+    return [(name, round(value)) for name, value in values.items() if value is not None]
