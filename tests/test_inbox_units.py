@@ -113,8 +113,14 @@ def test_filters_from_a_query_string() -> None:
     assert filters.until - filters.since == 86400  # "to" includes its whole day
     # midnight in India is 18:30 UTC the day before
     assert filters.since == datetime(2026, 10, 31, 18, 30, tzinfo=UTC).timestamp()
+    # Written the Indian way (day first), as the search page asks for it: the same day.
+    for written in ("1/11/2026", "01-11-2026", "01.11.2026"):
+        indian = parse_filters(QueryParams(f"from={written}"), india)
+        assert indian.since == filters.since, written
     for query, reason in (
-        ("from=1/11/2026", "from: '1/11/2026' is not a date"),
+        ("from=31/02/2026", "from: '31/02/2026' is not a date \\(DD/MM/YYYY"),
+        ("from=11/2026", "from: '11/2026' is not a date"),
+        ("from=1/11/26", "from: '1/11/26' is not a date"),
         ("dlt=perhaps", "dlt: 'perhaps' is not one of"),
         ("q=" + "x" * 201, "q: at most 200 characters"),
         ("q=a&q=b", "q: given more than once"),

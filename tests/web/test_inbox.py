@@ -340,7 +340,10 @@ def test_search_filters_and_their_errors(inbox: ServerProcess) -> None:
     assert len(sids(**{"from": today, "to": today})) >= 4
     assert sids(**{"to": "2020-01-01"}) == []
     for params, reason in (
-        ({"from": "yesterday"}, "from: &#39;yesterday&#39; is not a date (YYYY-MM-DD)"),
+        (
+            {"from": "yesterday"},
+            "from: &#39;yesterday&#39; is not a date (DD/MM/YYYY, or YYYY-MM-DD)",
+        ),
         ({"outcome": "maybe"}, "outcome: &#39;maybe&#39; is not one of"),
         ({"before": "x"}, "before: &#39;x&#39; is not a whole number"),
     ):

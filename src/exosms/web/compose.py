@@ -102,8 +102,8 @@ class Composer:
         return (
             "Replying from the inbox sends through Exotel's API: set "
             + ", ".join(f"[exotel] {name}" for name in missing)
-            + " (or EXOSMS_EXOTEL__"
-            + "/".join(name.upper() for name in missing)
+            + " (or "
+            + ", ".join(f"EXOSMS_EXOTEL__{name.upper()}" for name in missing)
             + ") and restart."
         )
 

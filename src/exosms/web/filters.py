@@ -36,9 +36,11 @@ def parse_filters(params: QueryParams | FormData, zone: ZoneInfo) -> Filters:
         if not value:
             return None
         try:
-            parsed = date.fromisoformat(value)
+            parsed = parse_day(value)
         except ValueError:
-            raise BadFilter(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+            raise BadFilter(
+                f"{name}: {value!r} is not a date (DD/MM/YYYY, or YYYY-MM-DD)"
+            ) from None
         return datetime(parsed.year, parsed.month, parsed.day, tzinfo=zone).timestamp()
 
     outcome, dlt = get("outcome"), get("dlt")
@@ -68,6 +70,17 @@ def parse_filters(params: QueryParams | FormData, zone: ZoneInfo) -> Filters:
 
 
 MAX_ID = 2**63 - 1  # ids are 64-bit on every database (migration 0011)
+
+
+def parse_day(value: str) -> date:
+    """A day written the Indian way (``25/12/2026``, ``25-12-2026``, ``25.12.2026``: day
+    first) or as ISO ``2026-12-25`` (links and the API)."""
+    parts = value.replace("-", "/").replace(".", "/").split("/")
+    if len(parts) == 3 and len(parts[0]) == 4:
+        return date.fromisoformat(value)
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts) or len(parts[2]) != 4:
+        raise ValueError(value)
+    return date(int(parts[2]), int(parts[1]), int(parts[0]))
 
 
 def parse_int(

@@ -234,7 +234,7 @@ def horizontal_bars(
     items: list[tuple[str, int]], *, colours: dict[str, str] | None = None, width: int = 400
 ) -> Chart:
     """One labelled horizontal bar per item, longest first (outcomes, keywords)."""
-    row, label_width = 26.0, 150.0
+    row, label_width = 30.0, 160.0
     top = max((value for _, value in items), default=0) or 1
     bars = []
     labels = []
@@ -245,8 +245,11 @@ def horizontal_bars(
         bars.append(
             Bar(label_width, i * row + 4, max(length, 1), row - 8, colour, f"{label}: {value:,}")
         )
-        labels.append((label_width - 6, i * row + row / 2 + 4, label, "end"))
-        labels.append((label_width + length + 6, i * row + row / 2 + 4, f"{value:,}", "start"))
+        # A long label (a Hindi first word, a rule name) is cut to fit; the bar's title has
+        # it whole.
+        short = label if len(label) <= 20 else label[:19] + "…"
+        labels.append((label_width - 6, i * row + row / 2 + 5, short, "end"))
+        labels.append((label_width + length + 6, i * row + row / 2 + 5, f"{value:,}", "start"))
     return Chart(width, int(row * max(len(items), 1)), bars, labels, [])
 
 

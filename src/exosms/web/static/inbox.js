@@ -63,6 +63,10 @@
           marker = now.marker || marker;
           live.dataset.latest = String(latest);
           live.dataset.marker = marker;
+          // The counters outside the refreshed part follow it.
+          const count = document.getElementById("count-source");
+          const shown = document.getElementById("message-count");
+          if (count && shown) shown.textContent = count.dataset.count;
           live.dispatchEvent(new CustomEvent("exosms:updated", { bubbles: true }));
           if (live.id === "thread" && grew) window.scrollTo(0, document.body.scrollHeight);
         }
