@@ -100,6 +100,7 @@ def _rows(count: int, seed: int = 7) -> Any:
             "dlt_template_id": "1107160000000000001" if reply and outcome == "replied" else None,
             "dlt_reason": "differs at character 5" if outcome == "dlt_refused" else None,
             "guard": "rate_limited" if outcome == "suppressed" else None,
+            "refused_reply": f"Your order {i} ships soon" if outcome == "dlt_refused" else None,
         }
 
 
@@ -158,6 +159,88 @@ async def generate(url: str, count: int) -> None:
         await conn.execute(sa.text("ANALYZE"))
     await engine.dispose()
     print(f"generated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+async def generate_more(url: str, count: int) -> None:
+    """What the newer pages read (once): the outbox (a reply through Exotel's API for a
+    third of the messages, as on a webhook account: most delivered, some failed or held),
+    a few people's replies by hand, contacts for 5,000 customers, two users."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from exosms.store.schema import contacts, outbox, users
+
+    engine = create_async_engine(parse_database_url(url).async_url)
+    async with engine.begin() as conn:
+        have = (await conn.execute(sa.select(sa.func.count()).select_from(outbox))).scalar_one()
+    if have >= count // 3:
+        await engine.dispose()
+        return
+    print(f"generating {count // 3:,} outbox rows and 5,000 contacts (once) ...", file=sys.stderr)
+    rng = random.Random(11)
+    now = time.time()
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT sms_sid, sender, received_at FROM messages"
+                    " WHERE reply IS NOT NULL ORDER BY id LIMIT :n"
+                ),
+                {"n": count // 3},
+            )
+        ).all()
+        batch: list[dict[str, Any]] = []
+        for n, (sid, sender, received) in enumerate(rows):
+            roll = rng.random()
+            status, delivery = ("sent", "sent") if roll < 0.95 else ("sent", "failed")
+            if roll > 0.998:
+                status, delivery = "held", None
+            hand = n % 50 == 0  # a reply by hand now and then
+            batch.append(
+                {
+                    "message_sid": None if hand else sid,
+                    "to_number": sender,
+                    "body": f"Your request {n} is noted. -ACME",
+                    "template_id": "1107160000000000001",
+                    "status": status,
+                    "attempts": 1,
+                    "next_attempt_at": received,
+                    "created_at": received + 0.01,
+                    "sent_at": received + 0.2,
+                    "delivery_status": delivery,
+                    "detailed_status": "DELIVERED_TO_HANDSET" if delivery == "sent" else None,
+                    "author": "priya" if hand else None,
+                }
+            )
+            if len(batch) == 10_000:
+                await conn.execute(sa.insert(outbox), batch)
+                batch = []
+        if batch:
+            await conn.execute(sa.insert(outbox), batch)
+        senders = (
+            await conn.execute(sa.text("SELECT sender FROM conversations LIMIT 5000"))
+        ).scalars()
+        await conn.execute(sa.delete(contacts))
+        await conn.execute(
+            sa.insert(contacts),
+            [
+                {
+                    "number": s,
+                    "name": f"Customer {i} {rng.choice(['Rao', 'Shah', 'Iyer'])}",
+                    "updated_at": now,
+                }
+                for i, s in enumerate(senders)
+            ],
+        )
+        await conn.execute(sa.delete(users))
+        await conn.execute(
+            sa.insert(users),
+            [
+                {"name": name, "role": role, "password_hash": "scrypt$x", "created_at": now}
+                for name, role in (("priya", "agent"), ("ravi", "admin"))
+            ],
+        )
+        await conn.execute(sa.text("ANALYZE"))
+    await engine.dispose()
 
 
 async def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
@@ -221,6 +304,15 @@ PAGES = {
     "page: a message": "/inbox/m/500000",
     "page: overview": "/inbox/overview",
     "api: messages": "/api/messages?q=order&limit=50",
+    "page: conversations, open": "/inbox?view=open",
+    "page: conversations, unassigned": "/inbox?view=unassigned",
+    "page: conversations, a name": "/inbox?number=customer+42",
+    "page: outbox": "/inbox/outbox",
+    "page: outbox, held": "/inbox/outbox?state=held",
+    "page: outbox, one number": None,  # filled in: the busiest sender
+    "page: opt-outs": "/inbox/optouts",
+    "page: DLT (refused replies)": "/inbox/dlt",
+    "page: users": "/inbox/users",
 }
 
 
@@ -265,9 +357,9 @@ def measure_pages(url: str, runs: int) -> dict[str, dict[str, float]]:
             "/api/conversations?limit=1", headers={"authorization": "Bearer bench-token"}
         )
         pages = dict(PAGES)
-        pages["page: a busy conversation"] = "/inbox/c/" + busiest.json()["conversations"][0][
-            "sender"
-        ].replace("+", "%2B")
+        busy = busiest.json()["conversations"][0]["sender"].replace("+", "%2B")
+        pages["page: a busy conversation"] = "/inbox/c/" + busy
+        pages["page: outbox, one number"] = "/inbox/outbox?number=" + busy
         time.sleep(3)  # the overview is prepared in the background at startup
         for name, path in pages.items():
             headers = {"authorization": "Bearer bench-token"} if path.startswith("/api") else {}
@@ -300,6 +392,7 @@ def main() -> None:
         data.mkdir(exist_ok=True)
         url = f"sqlite:///{data / f'inbox-{args.messages}.db'}"
     asyncio.run(generate(url, args.messages))
+    asyncio.run(generate_more(url, args.messages))
     results = asyncio.run(measure(url, args.runs))
     results.update(measure_pages(url, args.runs))
     if args.save:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
-from inbox_support import PASSWORD, inbox_env, send_sms
+from inbox_support import inbox_env, send_sms
 from pg import create_database, drop_database
 from servers import ServerProcess, free_port
 
@@ -42,6 +42,7 @@ name = "Opted in"
 content = "Welcome back to ACME SMS. Send STOP to opt out."
 """
 CUSTOMER = "09811100011"
+AGENT = ("meena", "meena's password 1")
 SHOWN = "+919811100011"
 
 
@@ -76,6 +77,25 @@ def site(
                 EXOSMS_EXOTEL__PUBLIC_URL=f"http://127.0.0.1:{port}",
             ),
         ).start()
+        added = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "exosms",
+                "users",
+                "add",
+                AGENT[0],
+                "--password-stdin",
+                "--database",
+                database,
+            ],
+            input=AGENT[1] + "\n",
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert added.returncode == 0, added.stderr
         send_sms(proc.url, f"c1-{request.param}", "Is my order on its way?", sender=CUSTOMER)
         yield proc, fake
         proc.stop()
@@ -86,8 +106,9 @@ def page(browser: Any, site: tuple[ServerProcess, FakeExotelProcess]) -> Iterato
     context = browser.new_context(base_url=site[0].url)
     opened = context.new_page()
     opened.set_default_timeout(10_000)
-    opened.goto("/inbox")
-    opened.fill("#password", PASSWORD)
+    opened.goto("/inbox")  # an agent: replying is an agent's work
+    opened.fill("#name", AGENT[0])
+    opened.fill("#password", AGENT[1])
     opened.click("button[type=submit]")
     opened.wait_for_url("**/inbox")
     yield opened
@@ -139,7 +160,7 @@ def test_a_reply_with_a_template_reaches_exotel_and_shows_delivered(
     bubble = page.locator("li.turn.hand").last
     assert bubble.locator(".text").inner_text() == body
     bubble.locator(".status-delivered").wait_for()
-    assert "sent by hand by admin" in bubble.inner_text()
+    assert "sent by hand by meena" in bubble.inner_text()
     assert f"DLT {ORDER}" in bubble.inner_text()
     page.set_viewport_size({"width": 390, "height": 844})
     shot(page, f"21-thread-replied-{backend}-390")

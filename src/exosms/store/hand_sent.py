@@ -58,7 +58,8 @@ class HandSentQueries:
             self.engine,
             "SELECT id, body, template_id, status, delivery_status, detailed_status,"
             " last_error, author, created_at, parts FROM outbox"
-            " WHERE to_number = :number AND message_sid IS NULL AND author IS NOT NULL"
+            # Only a reply by hand has an author (and no message_sid): the partial index.
+            " WHERE to_number = :number AND author IS NOT NULL"
             " ORDER BY created_at DESC, id DESC LIMIT :limit",
             number=number,
             limit=limit,

@@ -63,6 +63,12 @@ messages = Table(
     Column("takeovers", Integer, nullable=False, server_default="0"),
     Column("refused_reply", Text),  # the reply the DLT check refused, kept (0016)
     Index("ix_messages_received_at", "received_at"),
+    Index(  # the refused replies, newest first, for the DLT page (0021)
+        "ix_messages_refused",
+        "received_at",
+        sqlite_where=text("refused_reply IS NOT NULL"),
+        postgresql_where=text("refused_reply IS NOT NULL"),
+    ),
     Index("ix_messages_sender", "sender", "received_at"),
     Index("ix_messages_rule", "rule", "received_at"),
     # and ix_messages_problems (outcome, received_at) for the rare outcomes (migration 0007)
@@ -202,7 +208,14 @@ outbox = Table(
     Column("decided_at", Float),
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_exotel_sid", "exotel_sid"),
-    Index("ix_outbox_to", "to_number", "created_at"),
+    Index("ix_outbox_to", "to_number", "id"),  # a number's SMS, newest first (0020)
+    Index(  # a number's replies sent by hand, for its thread (0020)
+        "ix_outbox_hand",
+        "to_number",
+        "created_at",
+        sqlite_where=text("author IS NOT NULL"),
+        postgresql_where=text("author IS NOT NULL"),
+    ),
 )
 
 delivery_events = Table(

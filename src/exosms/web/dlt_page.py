@@ -23,7 +23,7 @@ from exosms.web.inbox import Inbox
 from exosms.web.login import Login
 
 UPLOAD_PATH = "/inbox/dlt/upload"  # the one inbox path that takes a large body
-REFUSED_READ = 500  # the newest refused replies grouped on the page
+REFUSED_READ = 300  # the newest refused replies grouped on the page
 
 
 @dataclass(slots=True)
@@ -60,8 +60,8 @@ class DltPage:
         groups with the most first)."""
         rows = await fetch_all(
             self.inbox.queries.engine,
-            "SELECT id, refused_reply FROM messages WHERE outcome = 'dlt_refused'"
-            " AND refused_reply IS NOT NULL ORDER BY id DESC LIMIT :limit",
+            "SELECT id, refused_reply FROM messages WHERE refused_reply IS NOT NULL"
+            " AND outcome = 'dlt_refused' ORDER BY received_at DESC LIMIT :limit",
             limit=REFUSED_READ,
         )
         registry = self.gate.registry
