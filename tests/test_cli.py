@@ -232,7 +232,11 @@ def test_rules_check_warns_of_fixed_replies_that_match_no_dlt_template(tmp_path:
     )
     done = exosms("rules", "check", cwd=tmp_path)
     assert done.returncode == 0 and "DLT" not in done.stdout  # no templates yet: nothing to say
-    assert exosms("dlt", "import", "templates.toml", cwd=tmp_path).returncode == 0
+    imported = exosms("dlt", "import", "templates.toml", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    # The import itself says which fixed replies the check now refuses.
+    assert "settings: [guards] optin_reply (the START confirmation): warning:" in imported.stdout
+    assert "exosms.toml:10: rule sale: warning: matches no DLT template" in imported.stdout
     done = exosms("rules", "check", cwd=tmp_path)
     assert done.returncode == 0, done.stdout
     lines = done.stdout.splitlines()

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from exosms.cli.common import CONFIG_OPTION, DATABASE_OPTION, _registry, _settings, _with_database
+from exosms.cli.common import (
+    CONFIG_OPTION,
+    DATABASE_OPTION,
+    _config_path,
+    _registry,
+    _settings,
+    _with_database,
+)
 
 
 @click.group()
@@ -54,6 +61,13 @@ def dlt_import(file: Path, config_file: Path | None, database_url: str | None) -
         click.echo(f"  row {number}: {reason}")
     if len(result.skipped) > 20:
         click.echo(f"  ... and {len(result.skipped) - 20} more skipped rows")
+    # With templates in, the check enforces: say now which fixed replies it would refuse.
+    from exosms.cli.rules import fixed_reply_warnings
+    from exosms.rules import load_rules
+
+    rules_file = load_rules(settings, _config_path(config_file))
+    for warning in fixed_reply_warnings(rules_file, settings):
+        click.echo(warning)
 
 
 @dlt.command("list")

@@ -51,7 +51,7 @@ def rules_check(file: Path | None, config_file: Path | None) -> None:
     problems = found.check(context_for(settings))
     for problem in problems:
         click.echo(str(problem))
-    warnings = _dlt_warnings(found, settings)
+    warnings = fixed_reply_warnings(found, settings)
     for warning in warnings:
         click.echo(warning)
     if problems:
@@ -61,21 +61,25 @@ def rules_check(file: Path | None, config_file: Path | None) -> None:
     click.echo(f"{found.source}: {len(found.specs)} rules, no problems{noted}")
 
 
-def _dlt_warnings(found: RulesFile, settings: Settings) -> list[str]:
+def fixed_reply_warnings(found: RulesFile | None, settings: Settings) -> list[str]:
     """A line for each fixed reply (a rule's reply without fields, the STOP and START
     confirmations, the fallback) that matches no imported DLT template: operators would
     drop it, and with the check enforcing it is never sent."""
+    from exosms.rule_table import read_table
     from exosms.rules import template_fields
 
     registry = _local_registry(settings)
     if registry is None or not len(registry):
         return []
     fixed: list[tuple[str, str]] = []
-    for spec in found.specs:
-        reply = spec.table.reply
+    specs = found.specs if found is not None else []
+    source = found.source if found is not None else ""
+    for spec in specs:
+        table, _ = read_table(spec.data)  # as the rules check reads it (checked or not)
+        reply = table.reply
         if reply and not template_fields(reply):
-            where = f"{found.source}:{spec.line}: rule {spec.name or f'#{spec.number}'}"
-            fixed.append((where, reply.format_map({})))
+            name = (table.name or table.keyword or f"rule{spec.number}").lower()
+            fixed.append((f"{source}:{spec.line}: rule {name}", reply.format_map({})))
     guards = settings.guards
     fixed += [
         ("settings: [guards] optout_reply (the STOP confirmation)", guards.optout_reply),
