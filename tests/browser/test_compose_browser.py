@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
-from inbox_support import inbox_env, send_sms
+from inbox_support import add_user, inbox_env, send_sms
 from pg import create_database, drop_database
 from servers import ServerProcess, free_port
 
@@ -77,25 +77,7 @@ def site(
                 EXOSMS_EXOTEL__PUBLIC_URL=f"http://127.0.0.1:{port}",
             ),
         ).start()
-        added = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "exosms",
-                "users",
-                "add",
-                AGENT[0],
-                "--password-stdin",
-                "--database",
-                database,
-            ],
-            input=AGENT[1] + "\n",
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert added.returncode == 0, added.stderr
+        add_user(proc, *AGENT)
         send_sms(proc.url, f"c1-{request.param}", "Is my order on its way?", sender=CUSTOMER)
         yield proc, fake
         proc.stop()

@@ -6,13 +6,11 @@ shown day first."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from inbox_support import PASSWORD, inbox_env, send_sms
+from inbox_support import PASSWORD, add_user, inbox_env, send_sms
 from servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -39,24 +37,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
         workdir, free_port(), f"sqlite:///{workdir / 'exosms.db'}", env=inbox_env()
     ).start()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "exosms",
-            "users",
-            "add",
-            AGENT[0],
-            "--password-stdin",
-            "--database",
-            proc.database_url,
-        ],
-        input=AGENT[1] + "\n",
-        text=True,
-        cwd=workdir,
-        check=True,
-        capture_output=True,
-    )
+    add_user(proc, *AGENT)
     send_sms(proc.url, "p1", "Where is my parcel? Order 5521", sender="09811100601")
     send_sms(proc.url, "p2", "ECHO नमस्ते, कीमत क्या है?", sender="09811100602")
     send_sms(proc.url, "p3", "STOP", sender="09811100603")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 
 import httpx
+from servers import ServerProcess, free_port
 
 PASSWORD = "correct horse battery staple"
 API_TOKEN = "test-api-token-0123456789abcdef"
@@ -62,3 +64,44 @@ def send_sms(base_url: str, sid: str, body: str, sender: str = "09876543210") ->
     )
     assert answer.status_code == 200, answer.text
     return answer.text
+
+
+def inbox_server(
+    workdir: Path,
+    *args: str,
+    exotel: dict[str, str] | None = None,
+    database: str | None = None,
+    **env: str,
+) -> ServerProcess:
+    """`exosms serve` with the inbox on, started: on ``database`` (default a SQLite file in
+    ``workdir``); ``args`` go to serve (``--app ...``); ``exotel``: a fake Exotel's
+    settings (its status callbacks come back to this server); ``env`` beside them."""
+    port = free_port()
+    if exotel is not None:
+        env = {**exotel, "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}", **env}
+    return ServerProcess(
+        workdir,
+        port,
+        database or f"sqlite:///{workdir / 'exosms.db'}",
+        args=list(args),
+        env=inbox_env(**env),
+    ).start()
+
+
+def add_user(proc: ServerProcess, name: str, password: str, role: str = "agent") -> None:
+    """`exosms users add` on the server's database, as an admin would run it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "exosms", "users", "add", name, "--role", role),
+            *("--password-stdin", "--database", proc.database_url),
+        ],
+        input=password + "\n",
+        cwd=proc.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
-from inbox_support import csrf_of, inbox_env, login, send_sms
-from servers import ServerProcess, free_port
+from inbox_support import csrf_of, inbox_server, login, send_sms
+from servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +25,7 @@ def site(
 ) -> Iterator[tuple[ServerProcess, FakeExotelProcess]]:
     workdir = tmp_path_factory.mktemp("compose")
     with fake_exotel(workdir) as fake:
-        port = free_port()
-        proc = ServerProcess(
-            workdir,
-            port,
-            f"sqlite:///{workdir / 'exosms.db'}",
-            args=["--app", "exosms_test_apps:router"],
-            env=inbox_env(**fake.settings(), EXOSMS_EXOTEL__PUBLIC_URL=f"http://127.0.0.1:{port}"),
-        ).start()
+        proc = inbox_server(workdir, "--app", "exosms_test_apps:router", exotel=fake.settings())
         send_sms(proc.url, "h1", "Do you deliver on Sunday?", sender=CUSTOMER)
         send_sms(proc.url, "h2", "hello", sender="09811100033")
         send_sms(proc.url, "h3", "STOP", sender="09811100033")
@@ -114,13 +107,7 @@ def test_refusals_are_4xx_with_a_reason_and_send_nothing(
 
 
 def test_without_exotel_credentials_the_box_says_what_to_set(tmp_path: Path) -> None:
-    proc = ServerProcess(
-        tmp_path,
-        free_port(),
-        f"sqlite:///{tmp_path / 'exosms.db'}",
-        args=["--app", "exosms_test_apps:router"],
-        env=inbox_env(),
-    ).start()
+    proc = inbox_server(tmp_path, "--app", "exosms_test_apps:router")
     try:
         send_sms(proc.url, "n1", "hello there", sender=CUSTOMER)
         client = login(proc.url)

@@ -8,16 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from inbox_support import csrf_of, inbox_env, login, send_sms
-from servers import ServerProcess, free_port
+from inbox_support import csrf_of, inbox_server, login, send_sms
 
 pytestmark = pytest.mark.slow
 
 
 def test_names_imported_edited_shown_and_found(tmp_path: Path) -> None:
-    proc = ServerProcess(
-        tmp_path, free_port(), f"sqlite:///{tmp_path / 'exosms.db'}", env=inbox_env()
-    ).start()
+    proc = inbox_server(tmp_path)
     try:
         send_sms(proc.url, "k1", "Is the blue kurta in stock?", sender="09811100501")
         send_sms(proc.url, "k2", "Delivery today?", sender="09811100502")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from inbox_support import csrf_of, inbox_env, login
-from servers import ServerProcess, free_port
+from inbox_support import csrf_of, inbox_server, login
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +27,10 @@ def portal_csv(extra_rows: int) -> bytes:
 
 
 def test_upload_an_export_then_see_a_refused_reply_with_what_to_register(tmp_path: Path) -> None:
-    proc = ServerProcess(
-        tmp_path,
-        free_port(),
-        f"sqlite:///{tmp_path / 'exosms.db'}",
-        args=["--app", "exosms_test_apps:router"],
-        env=inbox_env(EXOSMS_DLT__RELOAD_SECONDS="60"),  # the upload reloads by itself
-    ).start()
+    # The upload reloads the templates by itself: no waiting on the periodic reload.
+    proc = inbox_server(
+        tmp_path, "--app", "exosms_test_apps:router", EXOSMS_DLT__RELOAD_SECONDS="60"
+    )
     try:
         client = login(proc.url)
         page = client.get("/inbox/dlt").text

@@ -7,8 +7,6 @@ the traffic (a plain reply, a STOP) notifies no one."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inbox_support import csrf_of, inbox_env, login, send_sms
+from inbox_support import add_user, csrf_of, inbox_env, login, send_sms
 from servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -132,24 +130,7 @@ def test_messages_that_need_a_person_reach_them(
         token = csrf_of(client.get("/inbox/c/+919811100111").text)
         assigned = client.post("/inbox/assign/+919811100111", data={"csrf": token, "user": "admin"})
         assert assigned.status_code == 303
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "exosms",
-                "users",
-                "add",
-                "priya",
-                "--password-stdin",
-                "--database",
-                proc.database_url,
-            ],
-            input="priya password 1\n",
-            text=True,
-            cwd=tmp_path,
-            check=True,
-            capture_output=True,
-        )
+        add_user(proc, "priya", "priya password 1")
         client.post("/inbox/assign/+919811100111", data={"csrf": token, "user": "priya"})
         before = len(got.posts)
         send_sms(proc.url, "n5", "Hello? Anyone?", sender="09811100111")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from inbox_support import csrf_of, inbox_env, login, send_sms
-from servers import ServerProcess, free_port
+from inbox_support import csrf_of, inbox_server, login, send_sms
+from servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -19,13 +19,7 @@ def reply_to(proc: ServerProcess, sid: str, body: str, sender: str) -> str:
 
 
 def test_opt_outs_listed_added_and_removed_from_the_inbox(tmp_path: Path) -> None:
-    proc = ServerProcess(
-        tmp_path,
-        free_port(),
-        f"sqlite:///{tmp_path / 'exosms.db'}",
-        args=["--app", "exosms_test_apps:router"],
-        env=inbox_env(),
-    ).start()
+    proc = inbox_server(tmp_path, "--app", "exosms_test_apps:router")
     try:
         send_sms(proc.url, "o1", "STOP", sender="09811100044")
         client = login(proc.url)

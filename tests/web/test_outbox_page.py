@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_exotel import fake_exotel
-from inbox_support import csrf_of, inbox_env, login, send_sms
-from servers import ServerProcess, free_port
+from inbox_support import csrf_of, inbox_server, login, send_sms
 
 pytestmark = pytest.mark.slow
 
@@ -27,19 +26,14 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
 
 def test_a_held_sms_is_given_up_then_resent_by_a_person(tmp_path: Path) -> None:
     with fake_exotel(tmp_path) as fake:
-        port = free_port()
-        proc = ServerProcess(
+        proc = inbox_server(
             tmp_path,
-            port,
-            f"sqlite:///{tmp_path / 'exosms.db'}",
-            args=["--app", "exosms_test_apps:router"],
-            env=inbox_env(
-                **fake.settings(),
-                EXOSMS_EXOTEL__PUBLIC_URL=f"http://127.0.0.1:{port}",
-                EXOSMS_EXOTEL__TIMEOUT_SECONDS="1",
-                EXOSMS_EXOTEL__UNKNOWN_WAIT_SECONDS="1",
-            ),
-        ).start()
+            "--app",
+            "exosms_test_apps:router",
+            exotel=fake.settings(),
+            EXOSMS_EXOTEL__TIMEOUT_SECONDS="1",
+            EXOSMS_EXOTEL__UNKNOWN_WAIT_SECONDS="1",
+        )
         try:
             send_sms(proc.url, "ob1", "Can you call me?", sender="09811100077")
             client = login(proc.url)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from inbox_support import csrf_of, inbox_env, login, login_form, send_sms
-from servers import ServerProcess, free_port
+from inbox_support import csrf_of, inbox_server, login, login_form, send_sms
+from servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -30,13 +30,7 @@ def users_cli(proc: ServerProcess, *args: str, stdin: str = "") -> subprocess.Co
 
 
 def test_an_agent_works_conversations_and_is_kept_out_of_admin_pages(tmp_path: Path) -> None:
-    proc = ServerProcess(
-        tmp_path,
-        free_port(),
-        f"sqlite:///{tmp_path / 'exosms.db'}",
-        args=["--app", "exosms_test_apps:router"],
-        env=inbox_env(),
-    ).start()
+    proc = inbox_server(tmp_path, "--app", "exosms_test_apps:router")
     try:
         added = users_cli(proc, "add", "Priya", "--password-stdin", stdin=AGENT_PASSWORD + "\n")
         assert added.returncode == 0, added.stderr

@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from exosms.store.contacts import ContactError, Contacts
+from exosms.store.inbox import Conversation
 from exosms.store.users import FIRST_ADMIN, Users
 from exosms.web.inbox import Inbox
 from exosms.web.login import Login
@@ -36,9 +37,9 @@ class Assigning:
 
     async def assign(self, request: Request, login: Login) -> Response:
         """POST ``user`` (empty: nobody)."""
-        sender = request.path_params["sender"]
-        if await self.inbox.queries.conversation(sender) is None:
-            return PlainTextResponse("no messages from this number\n", status_code=404)
+        if (conversation := await known(self.inbox, request)) is None:
+            return no_such_number()
+        sender = conversation.sender
         form: FormData = request.state.form
         raw = form.get("user")
         user = raw.strip().lower() if isinstance(raw, str) and raw.strip() else None
@@ -50,9 +51,9 @@ class Assigning:
 
     async def state(self, request: Request, login: Login) -> Response:
         """POST ``action`` close or reopen."""
-        sender = request.path_params["sender"]
-        if await self.inbox.queries.conversation(sender) is None:
-            return PlainTextResponse("no messages from this number\n", status_code=404)
+        if (conversation := await known(self.inbox, request)) is None:
+            return no_such_number()
+        sender = conversation.sender
         form: FormData = request.state.form
         action = form.get("action")
         if action not in ("close", "reopen"):
@@ -63,9 +64,9 @@ class Assigning:
 
     async def contact(self, request: Request, login: Login) -> Response:
         """POST ``name`` (empty: forget it)."""
-        sender = request.path_params["sender"]
-        if await self.inbox.queries.conversation(sender) is None:
-            return PlainTextResponse("no messages from this number\n", status_code=404)
+        if (conversation := await known(self.inbox, request)) is None:
+            return no_such_number()
+        sender = conversation.sender
         form: FormData = request.state.form
         raw = form.get("name")
         try:
@@ -82,6 +83,17 @@ class Assigning:
             Route("/inbox/state/{sender:path}", g(self.state, post=True), methods=["POST"]),
             Route("/inbox/contact/{sender:path}", g(self.contact, post=True), methods=["POST"]),
         ]
+
+
+async def known(inbox: Inbox, request: Request) -> Conversation | None:
+    """The conversation of the number in the path, if it has messages."""
+    found: Conversation | None = await inbox.queries.conversation(request.path_params["sender"])
+    return found
+
+
+def no_such_number() -> Response:
+    """The answer to a number with no messages."""
+    return PlainTextResponse("no messages from this number\n", status_code=404)
 
 
 def _back(sender: str) -> Response:

@@ -127,3 +127,9 @@ def filter_query(params: QueryParams, **changes: Any) -> str:
         else:
             keep[key] = str(value)
     return urlencode(keep)
+
+
+def form_text(form: FormData, name: str, limit: int = 64) -> str:
+    """A form field stripped and cut to ``limit`` characters ("" when absent, or a file)."""
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""

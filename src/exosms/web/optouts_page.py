@@ -18,6 +18,7 @@ from exosms.optout_changes import (
     opt_out,
 )
 from exosms.store.base import Store
+from exosms.web.filters import form_text
 from exosms.web.inbox import Inbox
 from exosms.web.login import Login
 
@@ -64,8 +65,8 @@ class OptOutsPage:
         """POST: opt a number out (from one Exotel number, or from every one)."""
         form: FormData = request.state.form
         try:
-            who = customer_number(_value(form, "number"))
-            where = exotel_number(_value(form, "recipient"))
+            who = customer_number(form_text(form, "number"))
+            where = exotel_number(form_text(form, "recipient"))
         except BadNumber as error:
             return await self.show(request, login, status=400, error=str(error))
         change = await opt_out(self.store, who, where, "inbox")
@@ -75,8 +76,8 @@ class OptOutsPage:
         """POST: opt a number back in (every opt-out of theirs, or the one ``recipient``)."""
         form: FormData = request.state.form
         try:
-            who = customer_number(_value(form, "number"))
-            raw = _value(form, "recipient")
+            who = customer_number(form_text(form, "number"))
+            raw = form_text(form, "recipient")
             only = None if raw in ("", "all") else exotel_number(raw)
         except BadNumber as error:
             return await self.show(request, login, status=400, error=str(error))
@@ -91,8 +92,3 @@ class OptOutsPage:
             Route("/inbox/optouts/add", g(self.add, post=True, admin=True), methods=["POST"]),
             Route("/inbox/optouts/remove", g(self.remove, post=True, admin=True), methods=["POST"]),
         ]
-
-
-def _value(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip()[:64] if isinstance(value, str) else ""

@@ -9,9 +9,10 @@ from urllib.parse import quote
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from exosms.web.assigning import known, no_such_number
 from exosms.web.compose import Composer
 from exosms.web.inbox import Inbox
 from exosms.web.login import Login
@@ -29,20 +30,18 @@ class Replying:
 
     async def preview_reply(self, request: Request, login: Login) -> Response:
         """POST (from the compose box's script): what sending the text would do, as JSON."""
-        sender = request.path_params["sender"]
-        conversation = await self.inbox.queries.conversation(sender)
-        if conversation is None:
-            return PlainTextResponse("no messages from this number\n", status_code=404)
+        if (conversation := await known(self.inbox, request)) is None:
+            return no_such_number()
+        sender = conversation.sender
         body = _text(request.state.form, "body")
         preview = await self.composer.preview(sender, conversation.recipient, body)
         return JSONResponse(preview.as_dict(), headers={"cache-control": "no-store"})
 
     async def send_reply(self, request: Request, login: Login) -> Response:
         """POST: queue a hand-written reply (303 to the thread), or show why it cannot go."""
-        sender = request.path_params["sender"]
-        conversation = await self.inbox.queries.conversation(sender)
-        if conversation is None:
-            return PlainTextResponse("no messages from this number\n", status_code=404)
+        if (conversation := await known(self.inbox, request)) is None:
+            return no_such_number()
+        sender = conversation.sender
         body = _text(request.state.form, "body")
         sent = await self.composer.send(sender, conversation.recipient, body, author=login.user)
         if sent.row_id is None:

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from exosms.passwords import PasswordError, hash_password
 from exosms.store.users import FIRST_ADMIN, ROLES, UserError, Users, user_name
+from exosms.web.filters import form_text
 from exosms.web.inbox import Inbox
 from exosms.web.login import Login
 
@@ -49,12 +50,12 @@ class UsersPage:
         """POST: ``action`` add (name, role, password), remove (name) or password (name,
         password)."""
         form: FormData = request.state.form
-        action = _value(form, "action")
+        action = form_text(form, "action")
         try:
-            name = user_name(_value(form, "name"))
+            name = user_name(form_text(form, "name"))
             if action == "add":
-                hashed = await asyncio.to_thread(hash_password, _value(form, "password", 1024))
-                role = _value(form, "role")
+                hashed = await asyncio.to_thread(hash_password, form_text(form, "password", 1024))
+                role = form_text(form, "role")
                 await self.users.add(name, role, hashed)
                 said = f"{name} added as {role}: they log in with their name and password"
             elif action == "remove":
@@ -62,7 +63,7 @@ class UsersPage:
                     raise UserError(f"there is no user {name!r}")
                 said = f"{name} removed: logged out everywhere"
             elif action == "password":
-                hashed = await asyncio.to_thread(hash_password, _value(form, "password", 1024))
+                hashed = await asyncio.to_thread(hash_password, form_text(form, "password", 1024))
                 if not await self.users.set_password(name, hashed):
                     raise UserError(f"there is no user {name!r}")
                 said = f"{name} has a new password: logged out everywhere"
@@ -79,8 +80,3 @@ class UsersPage:
             Route("/inbox/users", g(self.show, admin=True), methods=["GET"]),
             Route("/inbox/users", g(self.change, post=True, admin=True), methods=["POST"]),
         ]
-
-
-def _value(form: FormData, name: str, limit: int = 64) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
