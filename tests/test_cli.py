@@ -17,6 +17,22 @@ def exosms(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_commands_that_only_read_never_create_a_database(tmp_path: Path) -> None:
+    for command in (
+        ("messages",),
+        ("optouts", "list"),
+        ("dlt", "list"),
+        ("events", "list"),
+        ("outbox",),
+        ("users", "list"),
+        ("contacts", "list"),
+    ):
+        done = exosms(*command, cwd=tmp_path)
+        assert done.returncode == 1, command
+        assert "no database at exosms.db: nothing stored yet" in done.stderr, command
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_db_upgrade_is_repeatable(tmp_path: Path) -> None:
     for _ in range(2):
         done = exosms("db", "upgrade", "--database", f"sqlite:///{tmp_path}/x.db", cwd=tmp_path)
@@ -128,6 +144,24 @@ def test_rules_check_and_test(tmp_path: Path) -> None:
     assert "rule:    other" in done.stdout and "(no reply)" in done.stdout
     done = exosms("rules", "test", "RETURN 12", "--to", "08088919888", cwd=tmp_path)
     assert "rule:    return" in done.stdout
+
+
+def test_rules_test_and_simulate_app_check_the_router_not_the_webhook_token(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "exosms.toml").write_text(
+        '[auth]\ntoken = "a-webhook-token-0123456789"\n\n'
+        '[[rules]]\nkeyword = "HOURS"\nreply = "Open 10 am to 8 pm"\n'
+    )
+    done = exosms("rules", "test", "HOURS", cwd=tmp_path)
+    assert "rule:    hours" in done.stdout and "reply:   Open 10 am to 8 pm" in done.stdout
+    (tmp_path / "shop.py").write_text(
+        "from exosms import Router\nrouter = Router()\n\n"
+        "@router.keyword('HI')\ndef hi(sms, match):\n    return 'hello'\n"
+    )
+    done = exosms("simulate", "--app", "shop:router", "--body", "HI", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "401" not in done.stdout and "hello" in done.stdout
 
 
 def test_inline_rules_in_exosms_toml(tmp_path: Path) -> None:

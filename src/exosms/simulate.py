@@ -83,6 +83,12 @@ async def app_target(
 
     from exosms.config import load_settings
     from exosms.loading import load_router
+    from exosms.settings_sections import (
+        AuthSettings,
+        ExotelSettings,
+        ForwardingSettings,
+        NotifySettings,
+    )
     from exosms.store import open_database
     from exosms.store.migrate import upgrade_async
     from exosms.web.app import create_app
@@ -93,6 +99,17 @@ async def app_target(
     with tempfile.TemporaryDirectory(prefix="exosms-simulate-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'simulate.db'}"
         settings = load_settings(config_file, **{**overrides, "database_url": url})
+        # The router is under test, not the deployment: no webhook token or allowlist
+        # between the simulator and it (`rules test` said "(none matched)" once `init` had
+        # set a token), and nothing sent out for real (Exotel, notifications, forwarding).
+        settings = settings.model_copy(
+            update={
+                "auth": AuthSettings(),
+                "exotel": ExotelSettings(),
+                "notify": NotifySettings(),
+                "forwarding": ForwardingSettings(),
+            }
+        )
         await upgrade_async(url)
         app = create_app(settings, router, open_database(url))
         async with app.router.lifespan_context(app):

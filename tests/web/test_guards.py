@@ -75,7 +75,13 @@ def test_token_in_path_or_query_and_never_in_logs(
     assert len(rows) == 2  # refused requests store nothing
     assert all(TOKEN not in json.dumps(row) for row in rows)
     assert any("token=REDACTED" in str(row["query"]) for row in rows)
-    assert "refused requests: 8" in httpx.get(f"{proc.url}/healthz").text
+    health = httpx.get(f"{proc.url}/healthz")
+    assert (health.text, health.headers["x-exosms-refused-requests"]) == ("ok\n", "8")
+    # Where to point Exotel: the path's shape with the token, never the token itself.
+    index = httpx.get(f"{proc.url}/").text
+    assert f"{proc.url}/exotel/sms/<your [auth] token>" in index
+    assert f"{proc.url}/exotel/webhook/<your [auth] token>" in index
+    assert TOKEN not in index
     listed = subprocess.run(
         [sys.executable, "-m", "exosms", "messages", "--database", proc.database_url],
         capture_output=True,

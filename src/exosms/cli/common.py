@@ -108,8 +108,15 @@ def _build_router(settings: Settings, config_file: Path | None) -> Router:
 T = TypeVar("T")
 
 
-def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, open the database, run ``work`` with it, close it; errors become one line."""
+def _with_database(
+    settings: Settings, work: Callable[[Database], Awaitable[T]], *, reads_only: bool = False
+) -> T:
+    """Migrate, open the database, run ``work`` with it, close it; errors become one line.
+
+    ``reads_only``: a command that only reads (``messages``, the lists) never creates an
+    embedded database that is not there: it says so instead."""
+    if reads_only:
+        _must_exist(settings)
     _migrate(settings)
 
     async def run() -> T:
@@ -124,6 +131,21 @@ def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]])
         return asyncio.run(run())
     except StoreUnavailable as error:
         raise click.ClickException(f"database unavailable: {error}") from None
+
+
+def _must_exist(settings: Settings) -> None:
+    from exosms.store.urls import parse_database_url
+
+    try:
+        parsed = parse_database_url(settings.database_url)
+    except DatabaseUrlError as error:
+        raise click.ClickException(str(error)) from None
+    path = parsed.sqlite_path
+    if path is not None and not path.is_file():
+        raise click.ClickException(
+            f"no database at {path}: nothing stored yet (run this where exosms serve runs,"
+            " or give --database)"
+        )
 
 
 def _registry(settings: Settings, templates: list[Template]) -> TemplateRegistry:

@@ -44,7 +44,7 @@ def contacts_list(config_file: Path | None, database_url: str | None) -> None:
     from exosms.store.contacts import Contacts
 
     settings = _settings(config_file, database_url=database_url)
-    found = _with_database(settings, lambda db: Contacts(db.logins.engine).all())
+    found = _with_database(settings, lambda db: Contacts(db.logins.engine).all(), reads_only=True)
     if not found:
         click.echo("no contacts: import a CSV with `exosms contacts import FILE`")
     for number, name in found:

@@ -77,7 +77,7 @@ def dlt_import(file: Path, config_file: Path | None, database_url: str | None) -
 def dlt_list(config_file: Path | None, database_url: str | None, as_json: bool) -> None:
     """List the approved templates in the registry."""
     settings = _settings(config_file, database_url=database_url)
-    templates = _with_database(settings, lambda db: db.store.load_templates())
+    templates = _with_database(settings, lambda db: db.store.load_templates(), reads_only=True)
     if as_json:
         for t in templates:
             click.echo(json.dumps(asdict(t), ensure_ascii=False))
@@ -105,7 +105,9 @@ def dlt_check(text: str, config_file: Path | None, database_url: str | None, as_
     from exosms.segments import segment
 
     settings = _settings(config_file, database_url=database_url)
-    registry = _registry(settings, _with_database(settings, lambda db: db.store.load_templates()))
+    registry = _registry(
+        settings, _with_database(settings, lambda db: db.store.load_templates(), reads_only=True)
+    )
     parts = segment(text)
     verdict = registry.match(text)
     if as_json:

@@ -115,7 +115,9 @@ def list_events(
 ) -> None:
     """The newest events, and where each was delivered."""
     settings = _settings(config_file, database_url=database_url)
-    rows = _with_database(settings, lambda db: db.events.reports.recent(limit, kind=kind))
+    rows = _with_database(
+        settings, lambda db: db.events.reports.recent(limit, kind=kind), reads_only=True
+    )
     for pk, event_id, type_, sender, at, forwards in rows:
         if as_json:
             states = [
@@ -143,7 +145,7 @@ def status(as_json: bool, config_file: Path | None, database_url: str | None) ->
     if not names:
         click.echo("no destinations: set [[forwarding.destinations]] (docs/forwarding.md)")
         return
-    found = _with_database(settings, lambda db: db.events.reports.health(names))
+    found = _with_database(settings, lambda db: db.events.reports.health(names), reads_only=True)
     now = time.time()
     for health in found:
         lag = now - health.oldest_pending_at if health.oldest_pending_at is not None else 0.0

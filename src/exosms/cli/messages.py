@@ -19,7 +19,7 @@ from exosms.cli.common import CONFIG_OPTION, DATABASE_OPTION, _settings, _when, 
 def messages(config_file: Path | None, database_url: str | None, limit: int, as_json: bool) -> None:
     """List recent messages, newest first."""
     settings = _settings(config_file, database_url=database_url)
-    rows = _with_database(settings, lambda db: db.store.recent(limit))
+    rows = _with_database(settings, lambda db: db.store.recent(limit), reads_only=True)
     if as_json:
         for row in rows:
             click.echo(json.dumps(asdict(row), ensure_ascii=False))

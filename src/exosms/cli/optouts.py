@@ -38,7 +38,7 @@ def _checked(check: Callable[[str], str], value: str, hint: str) -> str:
 def optouts_list(config_file: Path | None, database_url: str | None) -> None:
     """Every opt-out, newest first."""
     settings = _settings(config_file, database_url=database_url)
-    rows = _with_database(settings, lambda db: db.store.list_optouts())
+    rows = _with_database(settings, lambda db: db.store.list_optouts(), reads_only=True)
     if not rows:
         click.echo("no opt-outs")
     for row in rows:

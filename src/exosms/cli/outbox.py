@@ -97,7 +97,7 @@ def outbox(
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings(config_file, database_url=database_url)
-    rows = _with_database(settings, lambda db: db.outbox.recent(limit))
+    rows = _with_database(settings, lambda db: db.outbox.recent(limit), reads_only=True)
     if not rows:
         click.echo("the outbox is empty")
     for row in rows:

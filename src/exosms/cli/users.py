@@ -80,7 +80,7 @@ def users_list(config_file: Path | None, database_url: str | None) -> None:
     from exosms.store.users import FIRST_ADMIN, Users
 
     settings = _settings(config_file, database_url=database_url)
-    found = _with_database(settings, lambda db: Users(db.logins.engine).all())
+    found = _with_database(settings, lambda db: Users(db.logins.engine).all(), reads_only=True)
     click.echo(f"{FIRST_ADMIN}  admin  (the first admin: exosms password)")
     for user in found:
         click.echo(f"{user.name}  {user.role}  since {_when(user.created_at, settings.timezone)}")

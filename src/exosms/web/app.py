@@ -308,6 +308,7 @@ class _Pages:
     def __init__(self, settings: Settings, store: Store, gatekeeper: Gatekeeper) -> None:
         self.applet_path = settings.applet_path
         self.inbox_enabled = settings.inbox.enabled
+        self.needs_token = settings.auth.token is not None
         self.store = store
         self.gatekeeper = gatekeeper
 
@@ -317,19 +318,26 @@ class _Pages:
         except StoreUnavailable as error:
             log.error("health check: database unavailable: %s", error)
             return _text(503, "database unavailable\n")
-        return _text(200, f"ok\nrefused requests: {self.gatekeeper.refused}\n")
+        # "ok" and nothing more, for monitors that match the body; the count of refused
+        # requests rides in a header.
+        response = _text(200, "ok\n")
+        response.headers["x-exosms-refused-requests"] = str(self.gatekeeper.refused)
+        return response
 
     async def index(self, request: Request) -> Response:
-        applet_url = f"{request.base_url}{self.applet_path.lstrip('/')}"
+        base = str(request.base_url)
+        # With a token, only /exotel/sms/<token> answers: name the shape, never the token.
+        token = "/<your [auth] token>" if self.needs_token else ""
+        applet_url = f"{base}{self.applet_path.lstrip('/')}{token}"
         inbox_line = (
-            f"The inbox: {request.base_url}inbox\n"
+            f"The inbox: {base}inbox\n"
             if self.inbox_enabled
             else "The inbox is off: set an admin password with `exosms password`.\n"
         )
         return _text(
             200,
             f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
-            + inbox_line,
+            f"or its SMS webhook at {base}exotel/webhook{token}\n" + inbox_line,
         )
 
 
