@@ -281,3 +281,15 @@ def test_rules_check_warns_of_fixed_replies_that_match_no_dlt_template(tmp_path:
     ]
     assert "matches no DLT template: no template matches; closest is" in done.stdout
     assert lines[-1].endswith("3 rules, no problems, 3 DLT warning(s)")
+
+
+def test_scripts_install_only_when_pyproject_or_the_extras_change() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from _venv import to_install
+
+    assert to_install("", "h1", "test") == {"test"}  # a fresh .venv
+    assert to_install("h1 test", "h1", "") is None  # scripts/run after scripts/test
+    assert to_install("h1 test", "h1", "test") is None
+    assert to_install("h1", "h1", "test") == {"test"}  # scripts/test after scripts/run
+    assert to_install("h1 test", "h2", "") == {"test"}  # pyproject.toml changed: keep extras
+    assert to_install("4a06f045", "h1", "") == set()  # a stamp of the old kind: reinstall
