@@ -293,3 +293,13 @@ def test_scripts_install_only_when_pyproject_or_the_extras_change() -> None:
     assert to_install("h1", "h1", "test") == {"test"}  # scripts/test after scripts/run
     assert to_install("h1 test", "h2", "") == {"test"}  # pyproject.toml changed: keep extras
     assert to_install("4a06f045", "h1", "") == set()  # a stamp of the old kind: reinstall
+
+
+def test_a_database_error_is_one_clean_line(tmp_path: Path) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    for command in (("db", "upgrade"), ("serve", "--port", str(free_port()))):
+        done = exosms(*command, "--database", nowhere, cwd=tmp_path)
+        assert done.returncode == 1, command
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: cannot migrate the database: ")
+        assert "sqlalche.me" not in done.stderr and "Background" not in done.stderr

@@ -63,7 +63,10 @@ def _migrate(settings: Settings) -> None:
     except DatabaseUrlError as error:
         raise click.ClickException(str(error)) from None
     except Exception as error:
-        raise click.ClickException(f"cannot migrate the database: {error}") from None
+        from exosms.store.errors import reason
+
+        # The driver's own line: not SQLAlchemy's wrapper, its SQL or its "Background" link.
+        raise click.ClickException(f"cannot migrate the database: {reason(error)}") from None
 
 
 def _local_registry(settings: Settings) -> TemplateRegistry | None:
