@@ -7,6 +7,7 @@ second, and the logging module is told not to look up callers, threads or proces
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -28,6 +29,26 @@ class FastFormatter(logging.Formatter):
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
         return f"{self._stamp},{int(record.msecs):03d}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with stable keys: ``time`` (UTC, ISO 8601, milliseconds),
+    ``level``, ``logger``, ``message`` and, for an error with a traceback, ``exception``. The
+    message is the one the :class:`Redactor` left (it runs before any formatter)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line: dict[str, Any] = {
+            "time": f"{moment}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False)
 
 
 # What never reaches a log line: a query string (message bodies, numbers, ?token=), the
@@ -84,15 +105,22 @@ def quieten_logging_overhead() -> None:
     logging.logMultiprocessing = False
 
 
-def logging_config(level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
+def logging_config(
+    level: str, secrets: Iterable[str] = (), log_format: str = "text"
+) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` dict: one stream handler on stderr for everything,
-    through the :class:`Redactor` (``secrets``: the values of the secret settings)."""
+    through the :class:`Redactor` (``secrets``: the values of the secret settings), as text
+    lines or (``log_format="json"``) one JSON object per line."""
     quieten_logging_overhead()
     upper = level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"()": "exosms.logs.FastFormatter", "format": FORMAT}},
+        "formatters": {
+            "plain": {"()": "exosms.logs.FastFormatter", "format": FORMAT}
+            if log_format == "text"
+            else {"()": "exosms.logs.JsonFormatter"}
+        },
         "filters": {"redact": {"()": "exosms.logs.Redactor", "secrets": list(secrets)}},
         "handlers": {
             "stderr": {

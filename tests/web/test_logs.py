@@ -81,3 +81,37 @@ def test_the_redactor_masks_what_libraries_write() -> None:
     }
     for raw, clean in cases.items():
         assert redactor.redact(raw) == clean
+
+
+def test_json_logs_are_one_object_per_line_redacted_alike(tmp_path: Path) -> None:
+    import json
+
+    proc = ServerProcess(
+        tmp_path,
+        free_port(),
+        f"sqlite:///{tmp_path / 'json.db'}",
+        args=["--app", "exosms_test_apps:router"],
+        env={"EXOSMS_LOG_FORMAT": "json", "EXOSMS_AUTH__TOKEN": TOKEN},
+    ).start()
+    try:
+        params = {"SmsSid": "json-1", "From": NUMBER, "To": "56070", "Body": f"ECHO {OTHER}"}
+        assert httpx.get(f"{proc.url}/exotel/sms/{TOKEN}", params=params).status_code == 200
+        assert httpx.get(f"{proc.url}/exotel/sms/nope", params=params).status_code == 401
+        deadline = time.monotonic() + 10  # the request's line is written after its answer
+        while "json-1" not in proc.log():
+            assert time.monotonic() < deadline, proc.log()
+            time.sleep(0.05)
+    finally:
+        proc.stop()
+    lines = [line for line in proc.log().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all(set(r) >= {"time", "level", "logger", "message"} for r in records)
+    assert all(
+        r["time"].endswith("Z") and r["level"] in ("info", "warning", "error", "debug")
+        for r in records
+    )
+    request = next(r for r in records if "json-1" in r["message"])
+    assert request["logger"] == "exosms.request" and request["level"] == "info"
+    assert any("wrong token" in r["message"] for r in records)
+    text = proc.log()
+    assert NUMBER not in text and OTHER not in text and TOKEN not in text

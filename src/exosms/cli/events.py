@@ -54,7 +54,9 @@ def forward(config_file: Path | None, database_url: str | None) -> None:
     from exosms.store import open_database
 
     settings = _settings(config_file, database_url=database_url)
-    logging.config.dictConfig(logging_config(settings.log_level, secret_values(settings)))
+    logging.config.dictConfig(
+        logging_config(settings.log_level, secret_values(settings), settings.log_format)
+    )
     if not settings.forwarding.destinations:
         raise click.ClickException("no destinations: set [[forwarding.destinations]] first")
     parent = int(os.environ.get(PARENT_ENV, "0"))

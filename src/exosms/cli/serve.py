@@ -48,7 +48,7 @@ def serve(
     settings = _settings(
         config_file, host=host, port=port, database_url=database_url, app=app, workers=workers
     )
-    log_config = logging_config(settings.log_level, secret_values(settings))
+    log_config = logging_config(settings.log_level, secret_values(settings), settings.log_format)
     logging.config.dictConfig(log_config)
     resolved = _config_path(config_file)
     _build_router(settings, resolved)  # fail here, with every problem, not in a worker
