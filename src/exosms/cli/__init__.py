@@ -51,6 +51,8 @@ for _command in (
     outbox.outbox,
     serve.fake_exotel,
     db.db,
+    db.backup,
+    db.restore,
     dlt.dlt,
     messages.messages,
     events.events,
