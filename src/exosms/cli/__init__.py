@@ -13,6 +13,7 @@ from exosms.cli import (
     credentials,
     db,
     dlt,
+    doctor,
     events,
     messages,
     optouts,
@@ -59,5 +60,6 @@ for _command in (
     events.forward,
     users.users,
     contacts.contacts,
+    doctor.doctor,
 ):
     main.add_command(_command)
