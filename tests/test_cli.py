@@ -303,3 +303,22 @@ def test_a_database_error_is_one_clean_line(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: cannot migrate the database: ")
         assert "sqlalche.me" not in done.stderr and "Background" not in done.stderr
+
+
+def test_init_sets_public_url_and_prints_every_url_and_where(tmp_path: Path) -> None:
+    bad = exosms("init", "--no-inbox", "--public-url", "http://sms.shop.in/x", cwd=tmp_path)
+    assert bad.returncode == 2 and "https:// and the host only" in bad.stderr
+    assert not (tmp_path / "exosms.toml").exists()
+    done = exosms("init", "--no-inbox", "--public-url", "https://sms.shop.in/", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import tomllib
+
+    written = tomllib.loads((tmp_path / "exosms.toml").read_text())
+    token = written["auth"]["token"]
+    assert written["exotel"]["public_url"] == "https://sms.shop.in"
+    assert f"  https://sms.shop.in/exotel/sms/{token}" in done.stdout
+    assert f"  https://sms.shop.in/exotel/webhook/{token}" in done.stdout
+    assert "App Bazaar" in done.stdout and "send API" in done.stdout
+    assert "Then: exosms doctor." in done.stdout
+    again = exosms("init", "--no-inbox", "--path", "webhook", cwd=tmp_path / ".." / tmp_path.name)
+    assert again.returncode == 1 and "already has [auth] token" in again.stderr

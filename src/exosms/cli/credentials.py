@@ -17,9 +17,14 @@ from exosms.cli.common import _settings, _settings_file_option
 @click.command()
 @click.option(
     "--public-url",
-    default="https://sms.example.in",
-    show_default=True,
-    help="Where Exotel will reach this server (scheme and host).",
+    help="Where Exotel will reach this server: https:// and the host (asked in a terminal).",
+)
+@click.option(
+    "--path",
+    "way",
+    type=click.Choice(["applet", "webhook"]),
+    help="How Exotel reaches you: the Send a Reply applet, or the SMS webhook (both printed"
+    " when not given).",
 )
 @_settings_file_option("Settings file to write the token to.")
 @click.option(
@@ -28,8 +33,9 @@ from exosms.cli.common import _settings, _settings_file_option
     default=None,
     help="Ask for an inbox admin password (default: ask when run in a terminal).",
 )
-def init(public_url: str, path: Path, ask_inbox: bool | None) -> None:
-    """Make a strong webhook token, save it, and print the URL to paste into Exotel."""
+def init(public_url: str | None, way: str | None, path: Path, ask_inbox: bool | None) -> None:
+    """Make a strong webhook token, save it with public_url, and print every URL to paste
+    into Exotel, and where."""
     import secrets
 
     token = secrets.token_urlsafe(24)
@@ -39,13 +45,32 @@ def init(public_url: str, path: Path, ask_inbox: bool | None) -> None:
         raise click.ClickException(
             f"{path} already has [auth] token; remove it first to make a new one"
         )
+    if public_url is None and sys.stdin.isatty():
+        public_url = click.prompt("Where will Exotel reach this server (https://your-host)")
+    if public_url is not None:
+        public_url = _checked_public_url(public_url)
     _set_toml_value(path, "auth", "token", token, comment="made by exosms init; keep it secret")
+    if public_url is not None:
+        _set_toml_value(path, "exotel", "public_url", public_url)
     settings = _settings(path)
-    url = f"{public_url.rstrip('/')}{settings.applet_path}/{token}"
-    click.echo(f"wrote a new webhook token to {path} (readable only by you)")
-    click.echo("Paste this URL into Exotel's Send a Reply applet:")
-    click.echo(f"  {url}")
-    click.echo("Requests without the token now get 401.")
+    base = public_url or "https://<your-host>"
+    click.echo(f"wrote a new webhook token{' and public_url' if public_url else ''} to {path}")
+    if public_url is None:
+        click.echo("public_url is not set: run again with --public-url https://your-host")
+    if way in (None, "applet"):
+        click.echo("")
+        click.echo("Send a Reply applet (Exotel dashboard > App Bazaar > your SMS app > Send a")
+        click.echo("Reply > URL, instead of static text):")
+        click.echo(f"  {base}{settings.applet_path}/{token}")
+    if way in (None, "webhook"):
+        click.echo("")
+        click.echo("SMS webhook (the incoming-SMS URL of your ExoPhone, where your account has")
+        click.echo("it); replies then go out through Exotel's send API: fill in [exotel]")
+        click.echo("account_sid, api_key, api_token and sender, and api_url for Mumbai:")
+        click.echo(f"  {base}/exotel/webhook/{token}")
+        click.echo(f"Delivery reports come back to {base}/exotel/status/<token> by themselves.")
+    click.echo("")
+    click.echo("Requests without the token now get 401. Then: exosms doctor.")
     if ask_inbox is None:
         ask_inbox = sys.stdin.isatty()
     if ask_inbox:
@@ -59,6 +84,19 @@ def init(public_url: str, path: Path, ask_inbox: bool | None) -> None:
         )
         if password:
             _save_password(path, password, confirm=True)
+
+
+def _checked_public_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc or parts.path or parts.query:
+        raise click.BadParameter(
+            f"{value!r}: https:// and the host only, e.g. https://sms.your-shop.in",
+            param_hint="--public-url",
+        )
+    return url
 
 
 def _save_password(path: Path, password: str, *, confirm: bool) -> None:
