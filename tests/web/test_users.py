@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from inbox_support import csrf_of, inbox_server, login, login_form, send_sms
-from servers import ServerProcess
+from servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -153,5 +154,47 @@ def test_an_agent_works_conversations_and_is_kept_out_of_admin_pages(tmp_path: P
             == "priya removed: logged out everywhere"
         )
         assert agent.get("/inbox").status_code == 303
+    finally:
+        proc.stop()
+
+
+def test_a_new_admin_password_applies_without_a_restart(tmp_path: Path) -> None:
+    def password(new: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "exosms", "password", "--password-stdin"],
+            input=new + "\n",
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+
+    password("the first password")
+    proc = ServerProcess(
+        tmp_path, free_port(), f"sqlite:///{tmp_path / 'exosms.db'}", args=[]
+    ).start()  # the password from exosms.toml in its folder
+    try:
+        before = login(proc.url, "the first password")
+        assert before.get("/inbox").status_code == 200
+        password("the second password")
+        deadline = time.monotonic() + 15  # the server looks at the file every second
+        while True:
+            client = httpx.Client(base_url=proc.url)
+            csrf = login_form(client)
+            answer = client.post(
+                "/inbox/login", data={"csrf": csrf, "password": "the second password"}
+            )
+            if answer.status_code == 303:
+                break
+            assert time.monotonic() < deadline, answer.text[:200]
+            time.sleep(0.2)
+        assert before.get("/inbox").status_code == 303  # signed out: log in again
+        old = httpx.Client(base_url=proc.url)
+        stale = old.post(
+            "/inbox/login", data={"csrf": login_form(old), "password": "the first password"}
+        )
+        assert stale.status_code == 401
+        assert "inbox password changed in exosms.toml" in proc.log()
     finally:
         proc.stop()

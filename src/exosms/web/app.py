@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.routing import Router as StarletteRouter
@@ -30,7 +29,7 @@ from exosms.routing import Router
 from exosms.rule_table import notify_names
 from exosms.rules import RulesFile, router_from_settings, rules_source
 from exosms.sending import OutboxWorker, worker_from_settings
-from exosms.store import Database, Store, StoreUnavailable, open_database
+from exosms.store import Database, Store, open_database
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
 from exosms.web.assigning import Assigning
@@ -41,16 +40,14 @@ from exosms.web.forwarding import Forwarding
 from exosms.web.inbox import Inbox
 from exosms.web.optouts_page import OptOutsPage
 from exosms.web.outbox_page import OutboxPage
-from exosms.web.reloading import watch_rules, watch_templates
+from exosms.web.pages import Pages, text_response
+from exosms.web.reloading import watch_password, watch_rules, watch_templates
 from exosms.web.replying import Replying
 from exosms.web.users_page import UsersPage
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
 log = logging.getLogger("exosms")
-
-
-def _text(status: int, text: str) -> Response:
-    return Response(text, status_code=status, headers={"content-type": "text/plain"})
+PASSWORD_LOOK_SECONDS = 1.0  # how often the settings file is looked at for a new password
 
 
 class ExosmsApp(Starlette):
@@ -88,15 +85,18 @@ def create_app(
     *,
     rebuild_router: Callable[[], Router] | None = None,
     watch: Path | None = None,
+    settings_file: Path | None = None,
 ) -> Starlette:
     """Build the exosms ASGI app from its parts.
 
     With ``rebuild_router`` and ``watch``, the router is rebuilt when ``watch`` changes on
     disk or the process gets SIGHUP; a rebuild that fails leaves the running router in place.
+    With ``settings_file``, a new ``[inbox] password_hash`` written there applies at once.
     """
     late = settings.late_replies
     sends_late = late == "api" or (late == "auto" and settings.exotel.is_configured)
     running = _Running(settings, database, rebuild_router, watch)
+    running.settings_file = settings_file
     engine = running.engine = engine_from_settings(
         settings, database.store, router, running.gate, running.wake_outbox if sends_late else None
     )
@@ -127,7 +127,7 @@ def create_app(
         max_body_chars=settings.max_body_chars,
         max_query_bytes=settings.max_query_bytes,
     )
-    pages = _Pages(settings, database.store, gatekeeper)
+    pages = Pages(settings, database.store, gatekeeper)
     api = Api(inbox, tuple(d.name for d in settings.forwarding.destinations))
     app = ExosmsApp(
         applet,
@@ -212,6 +212,7 @@ class _Running:
         self.worker: OutboxWorker | None = None  # set at start when [exotel] is configured
         self.forwarder: Forwarder | None = None  # set at start
         self.notifier: Notifier | None = None  # set at start when [notify] names anyone
+        self.settings_file: Path | None = None  # watched for a new inbox password
 
     def wake_outbox(self) -> None:
         """A reply was queued: the worker sends it now rather than at its next look."""
@@ -241,6 +242,17 @@ class _Running:
         ]
         if settings.inbox.enabled:  # the overview's first read of a week is the slow one
             tasks.append(asyncio.create_task(self.inbox.warm_up()))
+        if self.settings_file is not None:
+            tasks.append(
+                asyncio.create_task(
+                    watch_password(
+                        self.settings_file,
+                        PASSWORD_LOOK_SECONDS,
+                        settings.inbox.password_hash,
+                        self.inbox.gate.set_password_hash,
+                    )
+                )
+            )
         if self.watch is not None and self.rebuild_router is not None:
             every = settings.rules_reload_seconds
             tasks.append(
@@ -302,45 +314,6 @@ class _Running:
             await self.database.close()
 
 
-class _Pages:
-    """``/`` (where to point Exotel) and ``/healthz``."""
-
-    def __init__(self, settings: Settings, store: Store, gatekeeper: Gatekeeper) -> None:
-        self.applet_path = settings.applet_path
-        self.inbox_enabled = settings.inbox.enabled
-        self.needs_token = settings.auth.token is not None
-        self.store = store
-        self.gatekeeper = gatekeeper
-
-    async def healthz(self, request: Request) -> Response:
-        try:
-            await self.store.ping()
-        except StoreUnavailable as error:
-            log.error("health check: database unavailable: %s", error)
-            return _text(503, "database unavailable\n")
-        # "ok" and nothing more, for monitors that match the body; the count of refused
-        # requests rides in a header.
-        response = _text(200, "ok\n")
-        response.headers["x-exosms-refused-requests"] = str(self.gatekeeper.refused)
-        return response
-
-    async def index(self, request: Request) -> Response:
-        base = str(request.base_url)
-        # With a token, only /exotel/sms/<token> answers: name the shape, never the token.
-        token = "/<your [auth] token>" if self.needs_token else ""
-        applet_url = f"{base}{self.applet_path.lstrip('/')}{token}"
-        inbox_line = (
-            f"The inbox: {base}inbox\n"
-            if self.inbox_enabled
-            else "The inbox is off: set an admin password with `exosms password`.\n"
-        )
-        return _text(
-            200,
-            f"exosms is running.\nPoint Exotel's Send a Reply applet at {applet_url}\n"
-            f"or its SMS webhook at {base}exotel/webhook{token}\n" + inbox_line,
-        )
-
-
 class _NotFound:
     """No route matched: redirect (307) to the same path with or without its trailing slash
     when that one exists, with a Location of the path alone (never a host from the
@@ -351,7 +324,7 @@ class _NotFound:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "/")
-        response: Response = _text(404, "not found\n")
+        response: Response = text_response(404, "not found\n")
         if scope["type"] == "http" and path.strip("/"):
             other = path.rstrip("/") if path.endswith("/") else path + "/"
             probe = {**scope, "path": other}
@@ -397,4 +370,5 @@ def app_from_environment() -> Starlette:
         ),
         rebuild_router=rebuild,
         watch=rules_source(settings, config_file),
+        settings_file=config_file,
     )

@@ -77,6 +77,16 @@ class LoginGate:
         self.signer = signer  # None: the inbox is off (no password is set)
         self.page = page
 
+    def set_password_hash(self, stored: str | None) -> None:
+        """A new first-admin password (``exosms password`` while serving): its hash signs
+        the cookies, so every browser is signed out; ``None`` turns the inbox off."""
+        from exosms.passwords import signing_key
+
+        self.config = self.config.model_copy(update={"password_hash": stored})
+        self.signer = (
+            TimestampSigner(signing_key(stored), salt="exosms-session") if stored else None
+        )
+
     def error_page(self, login: Login | None, status: int, message: str) -> HTMLResponse:
         return self.page("error.html", status, login=login, code=status, message=message)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from exosms.engine import ReplyEngine
 from exosms.gate import DltGate
 from exosms.loading import AppLoadError
+from exosms.passwords import PasswordError, check_hash_format
 from exosms.routing import Router
 from exosms.rules import RulesError
 from exosms.store import Store, StoreUnavailable
@@ -82,3 +83,37 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
+
+
+async def watch_password(
+    path: Path, every: float, current: str | None, apply: Callable[[str | None], None]
+) -> None:
+    """Apply a new ``[inbox] password_hash`` from the settings file at ``path`` (written by
+    ``exosms password`` while serving) without a restart; a file that does not read leaves
+    the password in force."""
+    import tomllib
+
+    seen = _mtime(path)
+    while True:
+        await asyncio.sleep(every)
+        now = _mtime(path)
+        if now == seen:
+            continue
+        seen = now
+        try:
+            data = tomllib.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            log.error("settings not re-read (%s): the inbox password stays as it was", error)
+            continue
+        inbox = data.get("inbox")
+        stored = inbox.get("password_hash") if isinstance(inbox, dict) else None
+        if stored is not None:
+            try:
+                check_hash_format(str(stored))
+            except PasswordError as error:
+                log.error("inbox password not changed: %s", error)
+                continue
+        if isinstance(stored, str | None) and stored != current:
+            current = stored
+            apply(stored)
+            log.info("inbox password changed in %s: every browser is signed out", path.name)
