@@ -6,26 +6,15 @@ PostgreSQL URL are refused with the reason."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
+from commands import exosms
 from servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def exosms(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exosms", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def params(n: int) -> dict[str, str]:

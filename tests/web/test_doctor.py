@@ -3,29 +3,13 @@ made right against the fake Exotel (all OK), then wrong Exotel credentials named
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from commands import exosms
 from fake_exotel import fake_exotel
 
 pytestmark = pytest.mark.slow
-
-
-def exosms(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "exosms", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_doctor_names_each_fix_then_says_all_ok(tmp_path: Path) -> None:
