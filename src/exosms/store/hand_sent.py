@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exosms.store.outbox_view import state_of
 from exosms.store.textsql import fetch_all
 
 Turn = tuple[float, str, Any]  # (when, "in" or "out", the message and delivery, or HandSent)
@@ -35,14 +36,8 @@ class HandSent:
 
     @property
     def shown_status(self) -> str:
-        """The one word a person needs: Exotel's delivery status once known, else ours."""
-        if self.delivery_status == "sent" and "DELIVERED" in (self.detailed_status or ""):
-            return "delivered"  # Exotel's "sent" with DELIVERED_TO_HANDSET: on their phone
-        if self.delivery_status:
-            return self.delivery_status
-        return {"pending": "queued", "sending": "queued", "posting": "sending"}.get(
-            self.status, self.status
-        )
+        """The one word a person needs, as the outbox page says it too."""
+        return state_of(self.status, self.delivery_status)
 
 
 class HandSentQueries:

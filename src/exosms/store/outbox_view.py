@@ -26,6 +26,19 @@ _COLUMNS = (
 )
 
 
+def state_of(status: str, delivery_status: str | None) -> str:
+    """The one word of :data:`STATES` an outgoing SMS is in, from the outbox's status and
+    Exotel's delivery status (Exotel's ``sent`` is on the customer's phone): what the
+    outbox page filters by and the thread shows."""
+    if status in ("held", "unknown"):
+        return "held"
+    if status == "failed" or delivery_status in ("failed", "failed_dnd"):
+        return "failed"
+    if status == "sent":
+        return "delivered" if delivery_status in ("sent", "delivered") else "sent"
+    return "queued"
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """One outgoing SMS as the outbox page shows it."""
@@ -51,13 +64,7 @@ class OutboxEntry:
     @property
     def state(self) -> str:
         """The one word of :data:`STATES` this SMS is in."""
-        if self.status in ("held", "unknown"):
-            return "held"
-        if self.status == "failed" or self.delivery_status in ("failed", "failed_dnd"):
-            return "failed"
-        if self.status == "sent":
-            return "delivered" if self.delivery_status in ("sent", "delivered") else "sent"
-        return "queued"
+        return state_of(self.status, self.delivery_status)
 
     @property
     def may_resend(self) -> bool:
