@@ -26,6 +26,7 @@ from exosms.settings_sections import (
     ForwardingSettings,
     GuardSettings,
     InboxSettings,
+    MetricsSettings,
     NotifySettings,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "ForwardingSettings",
     "GuardSettings",
     "InboxSettings",
+    "MetricsSettings",
     "Settings",
     "load_settings",
     "resolve_config_file",
@@ -136,6 +138,9 @@ class Settings(BaseSettings):
     )
     notify: NotifySettings = Field(
         NotifySettings(), description="Messages that need a person, through Apprise."
+    )
+    metrics: MetricsSettings = Field(
+        MetricsSettings(), description="Prometheus metrics at `/metrics`."
     )
     late_replies: Literal["auto", "off", "api"] = Field(
         "auto",

@@ -38,6 +38,7 @@ from exosms.exotel.applet import AppletRequest, parse_exotel_date
 from exosms.gate import DltGate
 from exosms.guards import DISPATCH, OPT_IN, OPT_OUT, Decision, Guards, GuardState
 from exosms.handlers import HandlerRunner
+from exosms.metrics import Metrics
 from exosms.numbers import normalise
 from exosms.outcomes import Outcome
 from exosms.result import Result, clean_reply
@@ -110,8 +111,10 @@ class ReplyEngine:
         max_concurrent_handlers: int = 100,
         handler_threads: int = 32,
         late_replies: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics  # None: nothing counted (no [metrics] token)
         self.router = router
         self.deadline = deadline
         self.fallback = clean_reply(fallback) or None
@@ -227,7 +230,7 @@ class ReplyEngine:
         cached = self.answers.replies
         if sid in cached:
             self.store.record_fetch(sid, time.time())
-            return answer(cached[sid], Outcome.REPLAYED)
+            return self._replayed(cached[sid])
         pending = self.answers.inflight.get(sid)
         if pending is None:
             return None
@@ -236,7 +239,12 @@ class ReplyEngine:
         except Exception:
             return None  # the first request failed: this one tries for itself
         self.store.record_fetch(sid, time.time())
-        return answer(first.reply, Outcome.REPLAYED)
+        return self._replayed(first.reply)
+
+    def _replayed(self, reply: str | None) -> Answer:
+        if self.metrics is not None:
+            self.metrics.replayed()
+        return answer(reply, Outcome.REPLAYED)
 
     async def receive(
         self, request: AppletRequest, method: str, *, queue_reply: bool = False
@@ -250,12 +258,12 @@ class ReplyEngine:
         cached = self.answers.replies
         if sid in cached:
             self.store.record_fetch(sid, time.time())
-            return answer(cached[sid], Outcome.REPLAYED)
+            return self._replayed(cached[sid])
         pending = self.answers.inflight.get(sid)
         if pending is not None:
             first = await asyncio.shield(pending)
             self.store.record_fetch(sid, time.time())
-            return answer(first.reply, Outcome.REPLAYED)
+            return self._replayed(first.reply)
         return await self.answers.share(sid, self._answer_first(request, method, queue_reply))
 
     async def _answer_first(self, request: AppletRequest, method: str, queue_reply: bool) -> Answer:
@@ -306,7 +314,7 @@ class ReplyEngine:
                 self._doubtful.add(sid)  # the claim may have been stored: let it go later
                 raise
             if claim.status is ClaimStatus.ANSWERED:
-                return answer(claim.reply, Outcome.REPLAYED)
+                return self._replayed(claim.reply)
             if claim.status is ClaimStatus.CLAIMED:
                 break
             stored = await self._wait_for_other(sid, claim.expires or expires, budget)
@@ -316,6 +324,8 @@ class ReplyEngine:
                 raise AnswerPending(f"another exosms process is still answering SmsSid {sid}")
         if claim.taken_over:
             log.warning("sid=%s taken over from a process whose lease ran out", sid)
+            if self.metrics is not None:
+                self.metrics.retaken()
         try:
             decision = DISPATCH
             if self.guards is not None and guard_query is not None and claim.guard is not None:
@@ -343,6 +353,8 @@ class ReplyEngine:
             else:
                 self._doubtful.add(sid)
             raise
+        if self.metrics is not None:
+            self.metrics.answered(result)
         return answer(reply, result.outcome)
 
     async def _work_out(

@@ -23,6 +23,7 @@ from exosms.config import ExotelSettings
 from exosms.dlt import TemplateRegistry
 from exosms.exotel.callbacks import sign
 from exosms.exotel.client import Client, DltRefused, ExotelError, OutgoingSms
+from exosms.metrics import Metrics
 from exosms.store.base import StoreUnavailable
 from exosms.store.outbox import Outbox, OutboxRow
 
@@ -49,8 +50,10 @@ class OutboxWorker:
         reconcile_after: float = 900.0,
         reconcile_per_minute: int = 30,
         lease_seconds: float = LEASE_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
         self.outbox = outbox
+        self.metrics = metrics
         self.client = client
         self.signing_key = signing_key
         self.status_callback = status_callback
@@ -85,12 +88,14 @@ class OutboxWorker:
                 rows = await self.outbox.lease_due(BATCH, self.lease_seconds)
             except StoreUnavailable as error:
                 log.warning("outbox: database unavailable: %s", error)
+                self._database_error()
                 rows = []
             for row in rows:
                 try:
                     await self.send_row(row)
                 except StoreUnavailable as error:
                     log.warning("outbox %d: database unavailable: %s", row.id, error)
+                    self._database_error()
             try:
                 await self.reconcile()
             except StoreUnavailable as error:
@@ -151,6 +156,7 @@ class OutboxWorker:
         except ExotelError as error:  # refused here, before any POST: final
             await self.outbox.mark_failed(row.id, str(error))
             log.warning("outbox %d not sent: %s", row.id, error)
+            self._count("refused")
             return
         await self.outbox.mark_posting(row.id)  # durable first: never resent blindly
         try:
@@ -165,9 +171,11 @@ class OutboxWorker:
         except DltRefused as error:
             await self.outbox.mark_failed(row.id, str(error))
             log.warning("outbox %d not sent: %s", row.id, error)
+            self._count("refused")
         except ExotelError as error:
             if error.is_ambiguous:
                 wait = time.time() + self.unknown_wait
+                self._count("unknown")
                 if await self.outbox.mark_unknown(row.id, str(error), wait):
                     log.warning(
                         "outbox %d may have been sent: %s; awaiting its callback", row.id, error
@@ -179,13 +187,24 @@ class OutboxWorker:
             elif error.is_retryable and row.attempts < MAX_ATTEMPTS:
                 delay = min(300.0, 2.0**row.attempts)
                 await self.outbox.mark_retry(row.id, str(error), time.time() + delay)
+                self._count("retry")
                 log.warning("outbox %d: %s; again in %.0fs", row.id, error, delay)
             else:
                 await self.outbox.mark_failed(row.id, str(error))
                 log.error("outbox %d failed: %s", row.id, error)
+                self._count("failed")
         else:
             await self.outbox.mark_sent(row.id, result.sid, fields.get("DltTemplateId"))
             log.info("outbox %d sent as %s", row.id, result.sid)
+            self._count("sent")
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.sent(result)
+
+    def _database_error(self) -> None:
+        if self.metrics is not None:
+            self.metrics.database_error("outbox")
 
 
 def client_from_settings(
@@ -223,6 +242,7 @@ def worker_from_settings(
     webhook_token: SecretStr | None = None,
     dlt_mode: str = "auto",
     registry: TemplateRegistry | None = None,
+    metrics: Metrics | None = None,
 ) -> OutboxWorker:
     """The outbox worker for the ``[exotel]`` settings (which must be configured);
     ``webhook_token`` is the token of the status callback URL."""
@@ -233,6 +253,7 @@ def worker_from_settings(
         status_callback=status_callback_url(exotel, webhook_token),
         unknown_wait=exotel.unknown_wait_seconds,
         resend_unknown=exotel.unknown_policy == "resend",
+        metrics=metrics,
         reconcile_after=exotel.reconcile_after_seconds,
         reconcile_per_minute=exotel.reconcile_per_minute,
         lease_seconds=exotel.send_lease_seconds,

@@ -1,10 +1,11 @@
 """The tables of the settings file (``[dlt]``, ``[auth]``, ``[guards]``, ``[exotel]``,
-``[inbox]``, ``[notify]``, ``[forwarding]``), each declared once with type, default and help.
+``[inbox]``, ``[notify]``, ``[forwarding]``, ``[metrics]``), each declared once with type,
+default and help.
 :class:`exosms.config.Settings` holds one of each; each part of exosms is given its own table.
 
 Why one module: it is the settings' shape and nothing else (no logic beyond checking a
 value), read top to bottom beside docs/settings.md; split by table, a user's question
-("what can I set?") would be answered across seven files.
+("what can I set?") would be answered across eight files.
 """
 
 from __future__ import annotations
@@ -411,3 +412,22 @@ class ForwardingSettings(BaseModel):
                     " [forwarding] lease_seconds"
                 )
         return self
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics at ``/metrics`` (``[metrics]``, docs/metrics.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr | None = Field(
+        None,
+        description="The bearer token a scraper sends (`Authorization: Bearer <token>`)."
+        " Unset: `/metrics` is off (404) and nothing is counted.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (`exosms init` makes one)")
+        return value

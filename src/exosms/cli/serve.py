@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging.config
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +26,7 @@ from exosms.config import (
     settings_as_environment,
 )
 from exosms.logs import logging_config
+from exosms.metrics import multiprocess_dir
 
 
 @click.command()
@@ -57,6 +59,9 @@ def serve(
     os.environ.update(settings_as_environment(settings))
     if resolved is not None:
         os.environ["EXOSMS_CONFIG"] = str(resolved.resolve())
+    # uvicorn re-raises the SIGTERM it caught once it has shut down: as SystemExit, so that
+    # what serve set up (the forwarding process, the metrics directory) is cleaned up.
+    signal.signal(signal.SIGTERM, _exit_when_terminated)
     forwarding = None
     if settings.forwarding.destinations and settings.forwarding.run == "process":
         from exosms.cli.forwarding_process import ForwardingProcess
@@ -64,17 +69,26 @@ def serve(
         forwarding = ForwardingProcess()
         forwarding.start()
     try:
-        _run(uvicorn, settings, log_config)
+        if settings.metrics.token is not None:
+            # Every worker writes its counts there; removed when the server stops.
+            with multiprocess_dir():
+                _run(uvicorn, settings, log_config)
+        else:
+            _run(uvicorn, settings, log_config)
     finally:
         if forwarding is not None:
             forwarding.stop()
+
+
+def _exit_when_terminated(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _run(uvicorn: Any, settings: Settings, log_config: dict[str, Any]) -> None:
     from exosms.web.dlt_page import UPLOAD_PATH
     from exosms.web.protocol import EdgeLimits, protocol_factory
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "exosms.web.app:app_from_environment",
         factory=True,
         host=settings.host,
@@ -91,6 +105,15 @@ def _run(uvicorn: Any, settings: Settings, log_config: dict[str, Any]) -> None:
         timeout_keep_alive=int(max(1, settings.keep_alive_timeout)),
         # max_connections is enforced by the protocol, in the contract's shape.
     )
+    if settings.workers == 1:
+        server = uvicorn.Server(config)  # what uvicorn.run does for one process
+        server.run()
+        if not server.started:
+            sys.exit(3)  # uvicorn's code for an app that failed to start
+        return
+    from exosms.cli.workers import ExplainedMultiprocess
+
+    ExplainedMultiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 @click.command("fake-exotel")

@@ -3,10 +3,9 @@ app's lifespan."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,16 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.routing import Router as StarletteRouter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exosms.config import Settings, load_settings, resolve_config_file
-from exosms.dlt import TemplateRegistry
 from exosms.engine import ReplyEngine
-from exosms.forwarding.forwarder import Forwarder
-from exosms.forwarding.setup import forwarder_of
 from exosms.gate import DltGate
 from exosms.guards import Guards
 from exosms.logs import quieten_logging_overhead
-from exosms.notifications import Notifier, apprise_sender
+from exosms.metrics import Metrics, endpoint_of
 from exosms.routing import Router
-from exosms.rule_table import notify_names
-from exosms.rules import RulesFile, router_from_settings, rules_source
-from exosms.sending import OutboxWorker, worker_from_settings
+from exosms.rules import router_from_settings, rules_source
 from exosms.store import Database, Store, open_database
 from exosms.web.api import Api
 from exosms.web.applet import AppletEndpoint
@@ -41,13 +35,12 @@ from exosms.web.inbox import Inbox
 from exosms.web.optouts_page import OptOutsPage
 from exosms.web.outbox_page import OutboxPage
 from exosms.web.pages import Pages, text_response
-from exosms.web.reloading import watch_password, watch_rules, watch_templates
 from exosms.web.replying import Replying
+from exosms.web.running import Running
 from exosms.web.users_page import UsersPage
 from exosms.web.webhooks import status_endpoint, webhook_endpoint
 
 log = logging.getLogger("exosms")
-PASSWORD_LOOK_SECONDS = 1.0  # how often the settings file is looked at for a new password
 
 
 class ExosmsApp(Starlette):
@@ -56,13 +49,42 @@ class ExosmsApp(Starlette):
     middleware added to the app does not see Exotel's applet calls (docs/architecture.md).
     ``<applet_path>/`` (a URL pasted with a trailing slash) is the applet too."""
 
-    def __init__(self, applet: ASGIApp, applet_path: str, **options: Any) -> None:
+    def __init__(
+        self, applet: ASGIApp, applet_path: str, metrics: Metrics | None = None, **options: Any
+    ) -> None:
         super().__init__(**options)
         self._applet = applet
         self._applet_path = applet_path
         self._token_prefix = applet_path + "/"
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._metrics is not None and scope["type"] == "http":
+            await self._metered(self._metrics, scope, receive, send)
+        else:
+            await self._route(scope, receive, send)
+
+    async def _metered(self, metrics: Metrics, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route, counting the request by endpoint and status, and timing its answer."""
+        started = time.perf_counter()
+        status = 500  # what the server sends when the app raises before answering
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._route(scope, receive, sending)
+        finally:
+            metrics.request(
+                endpoint_of(scope["path"], self._applet_path),
+                status,
+                time.perf_counter() - started,
+            )
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path == self._applet_path:
@@ -95,10 +117,17 @@ def create_app(
     """
     late = settings.late_replies
     sends_late = late == "api" or (late == "auto" and settings.exotel.is_configured)
-    running = _Running(settings, database, rebuild_router, watch)
+    metrics = running_metrics(settings)
+    running = Running(settings, database, rebuild_router, watch)
     running.settings_file = settings_file
+    running.metrics = metrics
     engine = running.engine = engine_from_settings(
-        settings, database.store, router, running.gate, running.wake_outbox if sends_late else None
+        settings,
+        database.store,
+        router,
+        running.gate,
+        running.wake_outbox if sends_late else None,
+        metrics,
     )
     gatekeeper = Gatekeeper(settings.auth)
     composer = Composer(
@@ -119,20 +148,36 @@ def create_app(
         timezone=settings.timezone,
         max_body_chars=settings.max_body_chars,
     )
-    webhook = webhook_endpoint(engine, gatekeeper, settings.max_body_chars, running.wake_outbox)
-    status = status_endpoint(database.outbox, gatekeeper, settings.exotel.signing_key())
+    webhook = webhook_endpoint(
+        engine, gatekeeper, settings.max_body_chars, running.wake_outbox, metrics
+    )
+    status = status_endpoint(database.outbox, gatekeeper, settings.exotel.signing_key(), metrics)
     applet = AppletEndpoint(
         engine,
         gatekeeper,
         max_body_chars=settings.max_body_chars,
         max_query_bytes=settings.max_query_bytes,
+        metrics=metrics,
     )
-    pages = Pages(settings, database.store, gatekeeper)
+    pages = Pages(settings, database.store, gatekeeper, metrics)
+    scraped = []
+    if metrics is not None and settings.metrics.token is not None:
+        from exosms.web.metrics_page import MetricsPage  # imports prometheus_client
+
+        scraped = MetricsPage(
+            metrics,
+            settings.metrics.token,
+            database.inbox.engine,
+            database.events.reports,
+            tuple(d.name for d in settings.forwarding.destinations),
+        ).routes()
     api = Api(inbox, tuple(d.name for d in settings.forwarding.destinations))
     app = ExosmsApp(
         applet,
         settings.applet_path,
+        metrics,
         routes=[
+            *scraped,
             *inbox.routes(),
             *Replying(inbox, composer).routes(),
             *OptOutsPage(inbox, database.store).routes(),
@@ -172,6 +217,7 @@ def engine_from_settings(
     router: Router,
     gate: DltGate,
     late_replies: Callable[[], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> ReplyEngine:
     """The reply engine the settings describe, answering with ``router`` from ``store``."""
     return ReplyEngine(
@@ -186,132 +232,13 @@ def engine_from_settings(
         max_concurrent_handlers=settings.max_concurrent_handlers,
         handler_threads=settings.handler_threads,
         late_replies=late_replies,
+        metrics=metrics,
     )
 
 
-class _Running:
-    """What runs beside the endpoints, from the app's start to its end: the store, the
-    engine's lease, the DLT templates and their reloads, the rules' reloads, the outbox
-    worker (when ``[exotel]`` is configured), the forwarder and the overview's first read."""
-
-    engine: ReplyEngine
-    inbox: Inbox
-
-    def __init__(
-        self,
-        settings: Settings,
-        database: Database,
-        rebuild_router: Callable[[], Router] | None,
-        watch: Path | None,
-    ) -> None:
-        self.settings = settings
-        self.database = database
-        self.rebuild_router = rebuild_router
-        self.watch = watch
-        self.gate = DltGate(mode=settings.dlt.mode, max_parts=settings.max_reply_parts)
-        self.worker: OutboxWorker | None = None  # set at start when [exotel] is configured
-        self.forwarder: Forwarder | None = None  # set at start
-        self.notifier: Notifier | None = None  # set at start when [notify] names anyone
-        self.settings_file: Path | None = None  # watched for a new inbox password
-
-    def wake_outbox(self) -> None:
-        """A reply was queued: the worker sends it now rather than at its next look."""
-        if self.worker is not None:
-            self.worker.wake()
-
-    async def load_templates(self) -> None:
-        """The DLT templates from the store, into the gate (and the worker's client)."""
-        dlt = self.settings.dlt
-        templates = await self.database.store.load_templates()
-        self.gate.registry = await asyncio.to_thread(
-            TemplateRegistry,
-            templates,
-            var_max_len=dlt.var_max_len,
-            typed_max_len=dlt.typed_var_max_len,
-        )
-        if self.worker is not None:
-            self.worker.client.registry = self.gate.registry
-
-    def _tasks(self) -> list[asyncio.Task[None]]:
-        settings = self.settings
-        store = self.database.store
-        tasks = [
-            asyncio.create_task(
-                watch_templates(store, settings.dlt.reload_seconds, self.load_templates, self.gate)
-            )
-        ]
-        if settings.inbox.enabled:  # the overview's first read of a week is the slow one
-            tasks.append(asyncio.create_task(self.inbox.warm_up()))
-        if self.settings_file is not None:
-            tasks.append(
-                asyncio.create_task(
-                    watch_password(
-                        self.settings_file,
-                        PASSWORD_LOOK_SECONDS,
-                        settings.inbox.password_hash,
-                        self.inbox.gate.set_password_hash,
-                    )
-                )
-            )
-        if self.watch is not None and self.rebuild_router is not None:
-            every = settings.rules_reload_seconds
-            tasks.append(
-                asyncio.create_task(
-                    watch_rules(self.engine, self.watch, self.rebuild_router, every)
-                )
-            )
-        return tasks
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        settings = self.settings
-        await self.database.open()
-        await self.engine.start()
-        await self.load_templates()
-        tasks = self._tasks()
-        if settings.notify.urls or settings.notify.people:
-            self.notifier = Notifier(
-                self.database.inbox.engine,
-                settings.notify,
-                public_url=settings.exotel.public_url,
-                notify_rules=lambda: notify_names(_rule_entries(settings, self.watch)),
-                send=apprise_sender(),
-            )
-            self.notifier.start()
-        if settings.forwarding.run == "server":
-            self.forwarder = forwarder_of(settings.forwarding, self.database.events)
-            self.forwarder.start()
-        if settings.exotel.is_configured:
-            self.worker = worker_from_settings(
-                settings.exotel,
-                self.database.outbox,
-                webhook_token=settings.auth.token,
-                dlt_mode=settings.dlt.mode,
-                registry=self.gate.registry,
-            )
-            self.worker.start()
-        log.info(
-            "exosms answering on %s (DLT %s, %d templates)",
-            settings.applet_path,
-            self.gate.effective_mode,
-            len(self.gate.registry),
-        )
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if self.notifier is not None:
-                await self.notifier.stop()
-            if self.forwarder is not None:
-                await self.forwarder.stop()
-            if self.worker is not None:
-                await self.worker.stop()
-            await self.engine.router.aclose()  # the upstream rules' connections
-            await self.engine.stop()
-            await self.database.close()
+def running_metrics(settings: Settings) -> Metrics | None:
+    """The app's metrics: made only when a scraper can read them (a ``[metrics] token``)."""
+    return Metrics() if settings.metrics.token is not None else None
 
 
 class _NotFound:
@@ -339,16 +266,6 @@ class _NotFound:
                 )
         if scope["type"] == "http":
             await response(scope, receive, send)
-
-
-def _rule_entries(settings: Settings, source: Path | None) -> list[Any]:
-    """The ``[[rules]]`` tables as written now (the file is re-read: rules reload)."""
-    if source is not None and source.is_file():
-        try:
-            return [spec.data for spec in RulesFile.from_path(source).specs]
-        except (OSError, ValueError):
-            return []
-    return list(settings.rules)
 
 
 def app_from_environment() -> Starlette:

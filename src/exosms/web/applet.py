@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from exosms.engine import ReplyEngine
 from exosms.exotel.applet import BadRequest, answer_headers, parse_query, peek_sid
+from exosms.metrics import Metrics
 from exosms.store.base import AnswerPending, StoreUnavailable
 from exosms.web.auth import Gatekeeper
 
@@ -46,8 +47,10 @@ class AppletEndpoint:
         *,
         max_body_chars: int,
         max_query_bytes: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics
         self.gatekeeper = gatekeeper
         self.max_body_chars = max_body_chars
         self.max_query_bytes = max_query_bytes
@@ -95,6 +98,8 @@ class AppletEndpoint:
             return
         except StoreUnavailable as error:
             log.error("sid=%s %s database unavailable: %s", request.sms_sid, method, error)
+            if self.metrics is not None:
+                self.metrics.database_error("applet")
             await send_text(send, 503, "database unavailable, try again\n", head=head)
             return
         except Exception:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from exosms.config import Settings
+from exosms.metrics import Metrics
 from exosms.store import Store, StoreUnavailable
 from exosms.web.auth import Gatekeeper
 
@@ -23,7 +24,14 @@ def text_response(status: int, text: str) -> Response:
 class Pages:
     """``/`` (where to point Exotel) and ``/healthz``."""
 
-    def __init__(self, settings: Settings, store: Store, gatekeeper: Gatekeeper) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        gatekeeper: Gatekeeper,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.applet_path = settings.applet_path
         self.inbox_enabled = settings.inbox.enabled
         self.needs_token = settings.auth.token is not None
@@ -35,6 +43,8 @@ class Pages:
             await self.store.ping()
         except StoreUnavailable as error:
             log.error("health check: database unavailable: %s", error)
+            if self.metrics is not None:
+                self.metrics.database_error("healthz")
             return text_response(503, "database unavailable\n")
         # "ok" and nothing more, for monitors that match the body; the count of refused
         # requests rides in a header.
@@ -44,6 +54,8 @@ class Pages:
 
     async def index(self, request: Request) -> Response:
         base = str(request.base_url)
+        if base.startswith("http://") and self.gatekeeper.is_https(request.scope):
+            base = "https://" + base.removeprefix("http://")  # behind a TLS proxy we trust
         # With a token, only /exotel/sms/<token> answers: name the shape, never the token.
         token = "/<your [auth] token>" if self.needs_token else ""
         applet_url = f"{base}{self.applet_path.lstrip('/')}{token}"

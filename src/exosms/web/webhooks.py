@@ -22,6 +22,7 @@ from starlette.responses import Response
 from exosms.engine import ReplyEngine
 from exosms.exotel.applet import AppletRequest, BadRequest, parse_query
 from exosms.exotel.callbacks import PREFIX, verify
+from exosms.metrics import Metrics
 from exosms.outcomes import Outcome
 from exosms.store.base import StoreUnavailable
 from exosms.store.outbox import Outbox
@@ -130,6 +131,7 @@ def webhook_endpoint(
     gatekeeper: Gatekeeper,
     max_body_chars: int,
     sent: Callable[[], None],
+    metrics: Metrics | None = None,
 ) -> Callable[[Request], object]:
     async def endpoint(request: Request) -> Response:
         refusal = gatekeeper.check(request.scope, request.path_params.get("token"))
@@ -153,6 +155,8 @@ def webhook_endpoint(
                 sent()
         except StoreUnavailable as error:
             log.error("sid=%s webhook: database unavailable: %s", incoming.sms_sid, error)
+            if metrics is not None:
+                metrics.database_error("webhook")
             return _text(503, "database unavailable, try again\n")
         log.info("sid=%s POST webhook %s", incoming.sms_sid, answer.outcome)
         return _text(200, "ok\n")
@@ -161,7 +165,7 @@ def webhook_endpoint(
 
 
 def status_endpoint(
-    outbox: Outbox, gatekeeper: Gatekeeper, signing_key: bytes
+    outbox: Outbox, gatekeeper: Gatekeeper, signing_key: bytes, metrics: Metrics | None = None
 ) -> Callable[[Request], object]:
     """Exotel's status callbacks, by POST (form or JSON) or GET (newer docs make the method
     selectable). They carry no credentials: the URL's token and our signed ``CustomField``
@@ -188,7 +192,11 @@ def status_endpoint(
         try:
             row = await outbox.record_status(fields, row_id)
         except StoreUnavailable:
+            if metrics is not None:
+                metrics.database_error("status")
             return _text(503, "database unavailable, try again\n")
+        if metrics is not None:
+            metrics.callback(fields.get("Status", ""))
         if row is None:
             log.warning("status callback for an SMS not in the outbox kept for inspection")
         return _text(200, "ok\n")
