@@ -42,10 +42,11 @@ class ServerProcess:
     args: Sequence[str] = ()
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"  # another loopback address (127.0.0.2, ...) is another host
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def calls_file(self) -> Path:
@@ -74,6 +75,8 @@ class ServerProcess:
             "-m",
             "exosms",
             "serve",
+            "--host",
+            self.host,
             "--port",
             str(self.port),
             "--database",
