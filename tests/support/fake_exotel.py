@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -37,6 +38,14 @@ class FakeExotelProcess:
     def reset(self) -> None:
         httpx.post(f"{self.url}/_fake/reset").raise_for_status()
 
+    def applet(self, url: str, body: str, sender: str = "09052161119") -> dict[str, Any]:
+        """Exotel's Send a Reply applet calling ``url`` for one SMS: HEAD, then GET."""
+        answer = httpx.post(
+            f"{self.url}/_fake/applet", json={"url": url, "body": body, "from": sender}, timeout=30
+        )
+        answer.raise_for_status()
+        return dict(answer.json())
+
     def webhook(
         self, url: str, body: str, shape: str = "json", sender: str = "+919052161119"
     ) -> str:
@@ -51,13 +60,21 @@ class FakeExotelProcess:
 
 
 @contextmanager
-def fake_exotel(workdir: Path, database_url: str | None = None) -> Iterator[FakeExotelProcess]:
+def fake_exotel(
+    workdir: Path, database_url: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[FakeExotelProcess]:
     port = free_port()
     command = [sys.executable, "-m", "exosms", "fake-exotel", "--port", str(port)]
     if database_url:
         command += ["--database", database_url]
     log = (workdir / f"fake-exotel-{port}.log").open("wb")
-    process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

@@ -125,13 +125,20 @@ def _command(name: str, binary: str, text: str, folder: Path, port: int) -> list
 
 
 @contextmanager
-def proxy(name: str, backends: Sequence[str], folder: Path, cert: Certificate) -> Iterator[Proxy]:
-    """The recipe ``name`` running in front of ``backends`` (``host:port``), until the end."""
+def proxy(
+    name: str,
+    backends: Sequence[str],
+    folder: Path,
+    cert: Certificate,
+    port: int | None = None,
+) -> Iterator[Proxy]:
+    """The recipe ``name`` on ``port`` (default: a free one) in front of ``backends``
+    (``host:port``, answering already), until the end."""
     binary = need(name)
     folder = folder / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    port = free_port()
+    port = port or free_port()
     command = _command(name, binary, recipe(name, backends, port, cert), folder, port)
     log = folder / "proxy.log"
     env = {
