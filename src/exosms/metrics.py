@@ -167,6 +167,7 @@ class Metrics:
         ):
             for value in values:
                 counter.labels(value)
+        self._verdict = {v: self.dlt_verdicts.labels(v) for v in DLT_VERDICTS}
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
         """One HTTP request answered."""
@@ -185,7 +186,7 @@ class Metrics:
             self.handler_seconds.observe(result.handler_ms / 1000)
         verdict = dlt_verdict(result)
         if verdict is not None:
-            self.dlt_verdicts.labels(verdict).inc()
+            self._verdict[verdict].inc()
         if result.guard is not None:
             self.guard_holds.labels(result.guard).inc()
 
