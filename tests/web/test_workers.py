@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -56,6 +57,9 @@ def test_a_killed_or_hung_worker_is_replaced_and_the_log_says_why(tmp_path: Path
         finally:
             with contextlib.suppress(ProcessLookupError):  # killed by the supervisor
                 os.kill(second, signal.SIGCONT)
-        assert len(workers(proc)) == 2
+        # Each line names the replacement, started before the line was written.
+        replacements = re.findall(r"restarted as \[(\d+)\]", proc.log())
+        assert len(replacements) == 2
+        assert set(workers(proc)) == {int(pid) for pid in replacements}
         sms = {"SmsSid": "w1", "From": "09052161119", "Body": "ECHO still here"}
         assert httpx.get(f"{proc.url}/exotel/sms", params=sms).text == "still here"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
 
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
@@ -37,18 +36,17 @@ def why_replaced(pid: int | None, hung: bool, exitcode: int | None, timeout: flo
 class ExplainedMultiprocess(Multiprocess):
     """:class:`uvicorn.supervisors.multiprocess.Multiprocess`, with a reason for every
     worker it replaces. Its check, restated so that the reason is known when the worker is
-    judged: dead already, or silent for the whole health-check timeout (a dead worker's
-    pipe closes at once, so a fast failure is a death, not a hang)."""
+    judged: a worker that did not answer the ping and is still running is hung; one that
+    is no longer running died (before the ping, or while it waited)."""
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
             return  # stopping: no restarts
         timeout = float(self.config.timeout_worker_healthcheck)
         for idx, process in enumerate(self.processes):
-            began = time.monotonic()
             if process.process.is_alive() and process.ping(timeout):
                 continue
-            hung = time.monotonic() - began >= timeout
+            hung = process.process.is_alive()  # silent, yet not dead: hung (else it died)
             process.kill()
             process.join()
             if process.exitcode == STARTUP_FAILURE:
@@ -57,7 +55,11 @@ class ExplainedMultiprocess(Multiprocess):
                 return
             if self.should_exit.is_set():
                 return
-            log.warning(why_replaced(process.pid, hung, process.exitcode, timeout))
             replacement = Process(self.config, self.sockets)
             replacement.start()
             self.processes[idx] = replacement
+            log.warning(
+                "%s as [%s]",
+                why_replaced(process.pid, hung, process.exitcode, timeout),
+                replacement.pid,
+            )
