@@ -73,6 +73,47 @@ def test_route_among_1000_keyword_rules(benchmark) -> None:  # type: ignore[no-u
     benchmark(router.route, sms)
 
 
+def _mixed_router(count: int) -> Router:
+    """``count`` rules, half keywords and half regexes, shaped against shortcuts: every
+    regex shares a long prefix with the others and differs only at its end, some begin
+    with a class or a wildcard, and some carry named groups."""
+    router = Router()
+
+    async def handler(sms: IncomingSms, match: Match) -> str:
+        return "x"
+
+    shapes = [
+        r"order\s+status\s+for\s+item\s+{n}\b",
+        r"(?P<code>[a-z]{{2}})\s*-\s*refund\s+{n}$",
+        r".*\btrack(ing)?\s+parcel\s+{n}\b",
+        r"(?P<amount>\d+)\s+rupees?\s+paid\s+to\s+{n}",
+    ]
+    for n in range(count // 2):
+        router.keyword(f"KW{n}")(handler)
+        router.regex(shapes[n % len(shapes)].format(n=n))(handler)
+    return router
+
+
+@pytest.fixture(scope="module")
+def mixed() -> Router:
+    return _mixed_router(1000)
+
+
+def test_route_no_match_among_1000_mixed_rules(benchmark, mixed: Router) -> None:  # type: ignore[no-untyped-def]
+    # Every regex is tried and fails near its end: the worst case.
+    body = "order status for item 99999 please, and tracking parcel 99999 too"
+    sms = IncomingSms("s", "+919052161119", "56070", body, datetime.now(UTC))
+    assert mixed.route(sms) is None
+    benchmark(mixed.route, sms)
+
+
+def test_route_last_regex_among_1000_mixed_rules(benchmark, mixed: Router) -> None:  # type: ignore[no-untyped-def]
+    sms = IncomingSms("s", "+919052161119", "56070", "750 rupees paid to 499", datetime.now(UTC))
+    found = mixed.route(sms)
+    assert found is not None and found[1].groups == {"amount": "750"}
+    benchmark(mixed.route, sms)
+
+
 def test_route_with_one_keyword_rule(benchmark) -> None:  # type: ignore[no-untyped-def]
     router = _router(1)
     sms = IncomingSms("s", "+919052161119", "56070", "kw0 order 12", datetime.now(UTC))

@@ -2,8 +2,9 @@
 
 Rules are tried in registration order and the first that matches wins. Keyword rules are
 found through a dictionary keyed by the message's first word, so a thousand keywords cost
-one lookup; only regex and catch-all rules registered before the winning keyword are tried
-one by one. Any rule may be limited to some recipients (Exotel numbers), some senders, or a
+one lookup; regex rules are found through the literals their patterns need
+(:mod:`exosms.rule_index`), so a thousand regexes a message cannot match cost a few substring
+checks. Any rule may be limited to some recipients (Exotel numbers), some senders, or a
 conversation state.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 from exosms.numbers import normalise
+from exosms.rule_index import RegexIndex
 from exosms.sms import IncomingSms, Match, Reply
 
 Handler: TypeAlias = Callable[
@@ -126,7 +128,9 @@ class Router:
     def __init__(self, *, sessions: bool = False) -> None:
         self._rules: list[Rule] = []
         self._keywords: dict[str, list[Rule]] = {}
-        self._others: list[Rule] = []  # regex and catch-all rules, in order
+        self._regexes: list[Rule] = []  # in order
+        self._catch_alls: list[Rule] = []  # in order
+        self._index: RegexIndex[Rule] | None = None  # of the regexes, built at first use
         self._default: Rule | None = None
         self._sessions = sessions
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -264,8 +268,11 @@ class Router:
         if rule.keywords:
             for word in rule.keywords:
                 self._keywords.setdefault(word.casefold(), []).append(rule)
+        elif rule.pattern is not None:
+            self._regexes.append(rule)
+            self._index = None
         else:
-            self._others.append(rule)
+            self._catch_alls.append(rule)
 
     def route(self, sms: IncomingSms, state: str | None = None) -> tuple[Rule, Match] | None:
         """Find the first rule (in registration order) that matches ``sms``.
@@ -280,17 +287,24 @@ class Router:
                 chosen = rule
                 break
         limit = chosen.index if chosen is not None else 1 << 31
-        for rule in self._others:
+        catch_all: Rule | None = None
+        for rule in self._catch_alls:
             if rule.index >= limit:
                 break
-            if not rule.scope.accepts(sms, state):
-                continue
-            if rule.pattern is None:
-                return rule, Match(rule=rule.name, rest=sms.body)
-            found = rule.pattern.match(sms.body)
+            if rule.scope.accepts(sms, state):
+                catch_all, limit = rule, rule.index
+                break
+        if self._regexes:
+            index = self._index
+            if index is None:
+                index = self._index = RegexIndex(self._regexes)
+            found = index.first(sms.body, lambda r: r.scope.accepts(sms, state), limit)
             if found is not None:
-                groups = {k: v for k, v in found.groupdict().items() if v is not None}
+                rule, matched = found
+                groups = {k: v for k, v in matched.groupdict().items() if v is not None}
                 return rule, Match(rule=rule.name, rest=sms.body, groups=groups)
+        if catch_all is not None:
+            return catch_all, Match(rule=catch_all.name, rest=sms.body)
         if chosen is not None:
             return chosen, Match(rule=chosen.name, keyword=chosen.keyword, rest=rest)
         if self._default is not None:
