@@ -55,6 +55,39 @@ def test_dlt_no_match_with_reason_among_5000(benchmark, registry: TemplateRegist
     benchmark(registry.match, "Dear Ravi, your order 1234 ref 17 is lost. -ACME")
 
 
+# Shaped against the prefix index: every template begins with a slot, shares a long static
+# middle with all the others, and differs only near its end.
+SHARED = (
+    ", your order {#numeric#} from ACME Retail Private Limited is confirmed and will be"
+    " delivered by courier partner"
+)
+
+
+@pytest.fixture(scope="module")
+def alike() -> TemplateRegistry:
+    return TemplateRegistry(
+        Template(f"1207{n:015d}", f"{{#var#}}{SHARED} {n} on {{#var#}}. -ACME") for n in range(5000)
+    )
+
+
+def _alike_text(n: int | str) -> str:
+    filled = SHARED.replace("{#numeric#}", "1234")
+    return f"Ravi{filled} {n} on Monday. -ACME"
+
+
+def test_dlt_match_among_5000_alike_templates(benchmark, alike: TemplateRegistry) -> None:  # type: ignore[no-untyped-def]
+    text = _alike_text(4321)
+    assert alike.match(text).template_id == f"1207{4321:015d}"
+    benchmark(alike.match, text)
+
+
+def test_dlt_no_match_among_5000_alike_templates(benchmark, alike: TemplateRegistry) -> None:  # type: ignore[no-untyped-def]
+    text = _alike_text("98765")
+    verdict = alike.match(text)
+    assert not verdict.matched and "closest is" in verdict.reason
+    benchmark(alike.match, text)
+
+
 def _router(count: int) -> Router:
     router = Router()
     for n in range(count):

@@ -187,3 +187,25 @@ def test_rendering_a_template_with_valid_values_always_matches_it(
             values.append(data.draw(_value))
     text = reg.render(TID, *values)
     assert reg.match(text).template_id == TID
+
+
+def test_templates_alike_but_for_their_end_are_told_apart() -> None:
+    # Every template begins with a slot and shares a long middle: only the end differs.
+    middle = ", your order {#numeric#} from ACME Retail Private Limited will be delivered by"
+    registry = TemplateRegistry(
+        Template(f"1207{n:015d}", f"{{#var#}}{middle} courier {n} on {{#var#}}. -ACME")
+        for n in range(300)
+    )
+    filled = middle.replace("{#numeric#}", "1234")
+    assert registry.match(f"Ravi{filled} courier 217 on Monday. -ACME").template_id == (
+        f"1207{217:015d}"
+    )
+    missed = registry.match(f"Ravi{filled} courier 217 on Monday. -ACMX")
+    assert not missed.matched and missed.closest_id == f"1207{217:015d}"
+    assert "expected 'E', got 'X'" in missed.reason
+
+
+def test_a_template_of_slots_and_punctuation_is_always_a_candidate() -> None:
+    registry = TemplateRegistry([Template("1107000000000000001", "{#var#}.{#var#}")])
+    assert registry.match("Ravi.Kumar").matched
+    assert not registry.match("Ravi Kumar").matched

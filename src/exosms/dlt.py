@@ -6,9 +6,10 @@ most ``var_max_len`` characters without a newline. Typed tags (``{#numeric#}``, 
 ...) also check what they hold; URLs and call-back numbers must be whitelisted. Anything else
 in braces (``{#VAR#}``, ``{# var #}``, ``##var##``) is literal text, as operators treat it.
 
-Why one module (about 440 lines): the template grammar, its compiled form, the index that
-finds candidates and the first-difference report are one matcher, tested together against
-the published vectors; split, each part would expose the others' internals.
+Why one module (about 430 lines): the template grammar, its compiled form, the registry and
+the first-difference report are one matcher (the index that finds candidates is
+:mod:`exosms.dlt_index`), tested together against the published vectors; split, each part
+would expose the others' internals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from exosms.dlt_index import TemplateIndex
 from exosms.numbers import normalise
 
 __all__ = [
@@ -54,8 +56,8 @@ _KIND_PATTERN = {
     "email": r"[^\s@]{{1,{n}}}@[^\s@]+\.[^\s@]+",
     "cbn": r"\+?[0-9][0-9 \-]{{4,{n}}}",
 }
-INDEX_PREFIX = 6  # characters of leading static text used to find candidate templates
-CLOSEST_SHORTLIST = 25  # templates walked character by character to explain a miss
+CLOSEST_POOL = 50  # templates sharing the text's rarest static windows, ranked for a miss
+CLOSEST_SHORTLIST = 12  # of them, walked character by character to explain the miss
 
 
 class TemplateError(ValueError):
@@ -137,8 +139,6 @@ class CompiledTemplate:
     tokens: list[Token]
     source: str  # the regular expression; compiled on first use, so loading stays fast
     static_len: int
-    longest_static: str
-    leading_static: str
     var_max_len: int
     typed_max_len: int
 
@@ -177,14 +177,11 @@ def compile_template(
         else:
             parts.append(re.escape(token))
     statics = [t for t in tokens if isinstance(t, str)]
-    leading = tokens[0] if tokens and isinstance(tokens[0], str) else ""
     return CompiledTemplate(
         template=template,
         tokens=tokens,
         source="".join(parts),
         static_len=sum(len(s) for s in statics),
-        longest_static=max(statics, key=len) if statics else "",
-        leading_static=leading,
         var_max_len=var_max_len,
         typed_max_len=typed_max_len,
     )
@@ -215,25 +212,33 @@ def _check_values(
     return None, warnings
 
 
+def _common_prefix(token: str, text: str, position: int) -> int:
+    """How many leading characters of ``token`` ``text`` has at ``position`` (fewer than
+    all), found by halving with ``startswith``: a long static part costs a few calls."""
+    low, high = 0, min(len(token) - 1, len(text) - position)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if text.startswith(token[:middle], position):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def first_difference(compiled: CompiledTemplate, text: str) -> tuple[int, str]:
     """How far ``text`` follows the template, and a sentence saying where it departs."""
     position = 0
     tokens = compiled.tokens
     for index, token in enumerate(tokens):
         if isinstance(token, str):
-            for offset, expected in enumerate(token):
-                at = position + offset
-                if at >= len(text):
-                    return (
-                        at,
-                        f"differs at character {at + 1}: expected {expected!r}, got end of text",
-                    )
-                if text[at] != expected:
-                    return at, (
-                        f"differs at character {at + 1}: expected {expected!r}, got {text[at]!r}"
-                    )
-            position += len(token)
-            continue
+            if text.startswith(token, position):  # the usual case, in one call
+                position += len(token)
+                continue
+            same = _common_prefix(token, text, position)
+            at, expected = position + same, token[same]
+            if at >= len(text):
+                return at, f"differs at character {at + 1}: expected {expected!r}, got end of text"
+            return at, f"differs at character {at + 1}: expected {expected!r}, got {text[at]!r}"
         limit = compiled.var_max_len if token.kind == "var" else compiled.typed_max_len
         run = 1
         for later in tokens[index + 1 :]:
@@ -300,8 +305,7 @@ class TemplateRegistry:
         self.typed_max_len = typed_max_len
         self._by_id: dict[str, CompiledTemplate] = {}
         self._by_name: dict[str, CompiledTemplate] = {}
-        self._buckets: dict[str, list[CompiledTemplate]] = {}
-        self._unindexed: list[CompiledTemplate] = []
+        self._index: TemplateIndex[str] = TemplateIndex()  # by template id
         for template in templates:
             self.add(template)
 
@@ -323,38 +327,22 @@ class TemplateRegistry:
         self._by_id[template.template_id] = compiled
         if template.name:
             self._by_name[template.name] = compiled
-        key = compiled.leading_static[:INDEX_PREFIX]
-        if key:
-            self._buckets.setdefault(key, []).append(compiled)
-        else:
-            self._unindexed.append(compiled)
+        self._index.add(template.template_id, (t for t in compiled.tokens if isinstance(t, str)))
 
     def _remove(self, compiled: CompiledTemplate) -> None:
-        key = compiled.leading_static[:INDEX_PREFIX]
-        bucket = self._buckets.get(key, []) if key else self._unindexed
-        bucket.remove(compiled)
+        self._index.remove(compiled.template.template_id)
 
     def get(self, id_or_name: str) -> CompiledTemplate | None:
         """The template with this id or name, if registered."""
         return self._by_id.get(id_or_name) or self._by_name.get(id_or_name)
-
-    def _candidates(self, text: str) -> list[CompiledTemplate]:
-        found = list(self._unindexed)
-        for length in range(1, min(INDEX_PREFIX, len(text)) + 1):
-            bucket = self._buckets.get(text[:length])
-            if bucket:
-                found.extend(bucket)
-        return found
 
     def match(self, text: str) -> Verdict:
         """The most specific approved template ``text`` matches, or why none does."""
         normalised = _normalise_newlines(text)
         best: tuple[CompiledTemplate, list[str]] | None = None
         rejection = ""
-        candidates = self._candidates(normalised)
-        for compiled in candidates:
-            if compiled.longest_static not in normalised:
-                continue
+        ids, present = self._index.lookup(normalised)
+        for compiled in (self._by_id[i] for i in ids):
             found = compiled.pattern.fullmatch(normalised)
             if found is None:
                 continue
@@ -368,7 +356,8 @@ class TemplateRegistry:
             return Verdict(best[0].template.template_id, "", warnings=tuple(best[1]))
         if not self._by_id:
             return Verdict(None, "no approved DLT templates are registered")
-        pool = candidates or list(self._by_id.values())
+        near = self._index.near(present, CLOSEST_POOL)
+        pool = [self._by_id[i] for i in near] or list(self._by_id.values())[:CLOSEST_SHORTLIST]
         if len(pool) > CLOSEST_SHORTLIST:
             # Walking every template is slow; the ones sharing the most static text with
             # the reply are the only plausible "closest", so walk just those.

@@ -1,11 +1,11 @@
 """Which regex rules can match a message, found without trying them all.
 
 A regex rule can only match a message that holds every literal run its pattern requires
-(``order\\s+status\\s+(\\d+)`` needs ``order`` and ``status``). Every literal the rules need is
-found in the message in one pass (Aho-Corasick); a rule is tried only when the message holds
-all of its literals. A thousand regexes that each need a word the message lacks cost one
-pass over the message instead of a thousand regex calls, and the first match in
-registration order is still the one found.
+(``order\\s+status\\s+(\\d+)`` needs ``order`` and ``status``). Every literal the rules
+need is found in the message in one pass (:mod:`exosms.literals`); a rule is tried only when
+the message holds all of its literals. A thousand regexes that each need a word the message
+lacks cost one pass over the message instead of a thousand regex calls, and the first match
+in registration order is still the one found.
 
 The literals come from the pattern as Python's own parser reads it (``re._parser``); a
 pattern it cannot read, or one with no literal the check can trust, is simply always tried.
@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
+
+from exosms.literals import Literals
 
 MIN_LITERAL = 2  # a one-character literal is in most messages: no help, only a check
 
@@ -87,26 +89,6 @@ class _Entry(Generic[R]):
     others: frozenset[str]  # the rule's literals besides the one it is found by
 
 
-class _Literals:
-    """Every literal of one kind (folded or exact) the rules need, found in a text in one
-    pass (Aho-Corasick, ``pyahocorasick``)."""
-
-    def __init__(self, literals: Iterable[str]) -> None:
-        import ahocorasick
-
-        self.automaton = ahocorasick.Automaton()
-        for literal in literals:
-            self.automaton.add_word(literal, literal)
-        self.is_empty = len(self.automaton) == 0
-        if not self.is_empty:
-            self.automaton.make_automaton()
-
-    def found_in(self, text: str) -> set[str]:
-        if self.is_empty:
-            return set()
-        return {literal for _, literal in self.automaton.iter(text)}
-
-
 class RegexIndex(Generic[R]):
     """The regex rules of a router (in index order), each found by the rarest literal its
     pattern needs and checked for the rest before its pattern is tried."""
@@ -130,8 +112,8 @@ class RegexIndex(Generic[R]):
             key = min(set(lits), key=rarity)
             entry = _Entry(rule, pattern, frozenset(lits) - {key})
             self.by_literal[folded].setdefault(key, []).append(entry)
-        self.exact = _Literals(lit for *_, lits, folded in needs if not folded for lit in lits)
-        self.folded = _Literals(lit for *_, lits, folded in needs if folded for lit in lits)
+        self.exact = Literals(lit for *_, lits, folded in needs if not folded for lit in lits)
+        self.folded = Literals(lit for *_, lits, folded in needs if folded for lit in lits)
 
     def first(
         self, body: str, accepts: Callable[[R], bool], before: int
