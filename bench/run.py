@@ -6,7 +6,9 @@ Usage:  python3 bench/run.py [--duration 10] [--repeats 3] [--connections 1,32] 
 ``--compare REV`` also runs exosms as it was at git revision REV (checked out into a temporary
 worktree, run with this venv), beside today's, in the same run: what a change costs.
 
-Starts each server in turn on 127.0.0.1, drives it with wrk and bench/exotel.lua, and writes
+Starts each server in turn on 127.0.0.1, drives it with wrk and bench/exotel.lua, then with
+bench/exotel_load.py (Exotel's HEAD then GET per SMS on one connection, which wrk cannot
+send), and writes
 bench/results/<date>.json and .md. Needs wrk (Debian package `wrk`: it is installed when
 missing and this runs as root) and, for the PostgreSQL run, the server at
 $EXOSMS_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test).
@@ -200,7 +202,35 @@ def measure(
                     file=sys.stderr,
                 )
             results[str(conns)] = runs
+        if not target.get_only:  # Exotel's own shape: HEAD then GET per SMS, per connection
+            shaped = {}
+            for conns in connections:
+                before = cpu_seconds(server.process.pid)
+                result = exotel_shaped(url, conns, duration)
+                used = cpu_seconds(server.process.pid) - before
+                result["cpu_us_per_sms"] = used / max(1, result["sms"]) * 1e6
+                shaped[str(conns)] = result
+                print(
+                    f"  {target.name:<16} c={conns:<3} {result['sms_per_s']:9.0f} SMS/s "
+                    f"(HEAD+GET)  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms"
+                    f"  cpu {result['cpu_us_per_sms']:6.1f} us/SMS  errors {result['errors']}",
+                    file=sys.stderr,
+                )
+            results["exotel_shaped"] = shaped
     return results
+
+
+def exotel_shaped(url: str, connections: int, duration: int) -> dict[str, Any]:
+    """bench/exotel_load.py's figures (HEAD then GET per SMS on each connection)."""
+    command = [PYTHON, str(BENCH / "exotel_load.py"), url]
+    out = subprocess.run(
+        [*command, "--connections", str(connections), "--duration", str(duration)],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
+    return dict(json.loads(out))
 
 
 def pg_database() -> str | None:
@@ -258,6 +288,26 @@ def summarise(data: dict[str, Any], connections: list[int]) -> str:
                 f"{median / 2:,.0f} | {statistics.median(r['p50'] for r in runs):.2f} | "
                 f"{statistics.median(r['p99'] for r in runs):.2f} | "
                 f"{statistics.median(r['cpu_us'] for r in runs):.0f} | {ratio:.2f} |"
+            )
+    lines += [
+        "",
+        "Exotel's shape (bench/exotel_load.py: HEAD then GET per SMS on each connection):",
+        "",
+        "| server | conns | SMS/s | vs ceiling | p50 ms per SMS | p99 ms per SMS | CPU us/SMS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    top = ceiling.get("exotel_shaped", {})
+    for name, per_conn in data.items():
+        for conns in connections:
+            shaped = per_conn.get("exotel_shaped", {}).get(str(conns))
+            if not shaped:
+                continue
+            base = top.get(str(conns))
+            ratio = shaped["sms_per_s"] / base["sms_per_s"] if base else float("nan")
+            lines.append(
+                f"| {name} | {conns} | {shaped['sms_per_s']:,.0f} | {ratio:.2f} | "
+                f"{shaped['p50_ms']:.2f} | {shaped['p99_ms']:.2f} | "
+                f"{shaped['cpu_us_per_sms']:.0f} |"
             )
     return "\n".join(lines)
 
@@ -326,9 +376,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="exosms-bench-") as tmp:
             for target in targets:
                 print(f"{target.name} ...", file=sys.stderr)
-                data[target.name] = measure(
-                    target, wrk, connections, args.duration, args.repeats, Path(tmp)
-                )
+                try:
+                    data[target.name] = measure(
+                        target, wrk, connections, args.duration, args.repeats, Path(tmp)
+                    )
+                except RuntimeError as error:  # one server that cannot start: the rest run
+                    print(f"  skipped: {error}", file=sys.stderr)
     finally:
         for pg_url in pg_urls:
             drop_pg(pg_url)
