@@ -8,9 +8,7 @@ import json
 import os
 import subprocess
 import sys
-import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +16,7 @@ import pytest
 from fake_exotel import fake_exotel
 from proxies import Certificate, need, proxy
 from servers import ServerProcess, free_port
+from waiting import wait_for
 
 from exosms.config import Settings
 
@@ -35,14 +34,6 @@ def run(workdir: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedP
         text=True,
         timeout=60,
     )
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def templates(workdir: Path) -> Path:

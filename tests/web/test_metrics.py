@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
 from servers import ServerProcess, free_port, server_factory
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +43,6 @@ def samples(text: str) -> dict[str, float]:
         if match:
             found[match[1] + (match[2] or "")] = float(match[3])
     return found
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ callback nothing more happens."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,18 +12,11 @@ from typing import Any
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
 from servers import ServerProcess, free_port
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 BODY = "ECHO Order 21 is out for delivery. -ACME"
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,25 +3,17 @@ lost, given up and then resent by a person (who and when kept), filters, bad inp
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from fake_exotel import fake_exotel
 from inbox_support import csrf_of, inbox_server, login, send_sms
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 SHOWN = "+919811100077"
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_held_sms_is_given_up_then_resent_by_a_person(tmp_path: Path) -> None:

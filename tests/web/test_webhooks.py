@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
 from servers import ServerProcess, free_port
+from waiting import wait_for
 
 Setup = Callable[..., tuple[ServerProcess, FakeExotelProcess]]
 
@@ -45,14 +46,6 @@ def outbox(proc: ServerProcess) -> list[dict[str, object]]:
     with sqlite3.connect(path) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 @pytest.fixture
