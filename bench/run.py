@@ -8,7 +8,8 @@ worktree, run with this venv), beside today's, in the same run: what a change co
 
 Starts each server in turn on 127.0.0.1, drives it with wrk and bench/exotel.lua, then with
 bench/exotel_load.py (Exotel's HEAD then GET per SMS on one connection, which wrk cannot
-send), and writes
+send), then the webhook path beside the applet path on one SQLite server (bench/webhook.py:
+webhook, send to the fake Exotel, status callback), and writes
 bench/results/<date>.json and .md. Needs wrk (Debian package `wrk`: it is installed when
 missing and this runs as root) and, for the PostgreSQL run, the server at
 $EXOSMS_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test).
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import revisions
+import webhook
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -323,6 +325,9 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--quick", action="store_true", help="3 s, one repeat: a smoke run")
     parser.add_argument("--compare", default="", help="also run exosms at this git revision")
+    parser.add_argument(
+        "--no-webhook", action="store_true", help="skip the webhook path (bench/webhook.py)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeats = 3, 1
@@ -382,6 +387,10 @@ def main() -> None:
                     )
                 except RuntimeError as error:  # one server that cannot start: the rest run
                     print(f"  skipped: {error}", file=sys.stderr)
+        if not args.no_webhook and (not args.only or "webhook" in args.only.split(",")):
+            print("webhook (beside the applet, one SQLite server) ...", file=sys.stderr)
+            with tempfile.TemporaryDirectory(prefix="exosms-webhook-") as tmp:
+                data["webhook"] = webhook.measure(32, args.duration, Path(tmp))
     finally:
         for pg_url in pg_urls:
             drop_pg(pg_url)
@@ -392,7 +401,14 @@ def main() -> None:
         f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.platform()}"
     )
+    exchange = data.pop("webhook", None)
     table = summarise(data, connections)
+    if exchange is not None:
+        data["webhook"] = exchange
+        table += (
+            "\n\nThe webhook path beside the applet path (bench/webhook.py, 32 connections):"
+            "\n\n" + webhook.summarise(exchange)
+        )
     report = {
         "date": stamp,
         "machine": machine,
