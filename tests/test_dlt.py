@@ -209,3 +209,25 @@ def test_a_template_of_slots_and_punctuation_is_always_a_candidate() -> None:
     registry = TemplateRegistry([Template("1107000000000000001", "{#var#}.{#var#}")])
     assert registry.match("Ravi.Kumar").matched
     assert not registry.match("Ravi Kumar").matched
+
+
+def test_of_two_equally_specific_templates_the_first_imported_wins_in_every_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "from exosms.dlt import Template, TemplateRegistry\n"
+        "r = TemplateRegistry([Template('1107000000000000002', 'Order {#var#} ready -ACME'),"
+        " Template('1107000000000000001', 'Order 12 re{#var#}y -ACME')])\n"
+        "print(r.match('Order 12 ready -ACME').template_id)\n"
+    )
+    for seed in ("1", "2", "3", "4"):  # string hashing, and so a set's order, differs by seed
+        chosen = subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout.strip()
+        assert chosen == "1107000000000000002"

@@ -45,6 +45,7 @@ class _Built(Generic[K]):
     postings: dict[str, list[K]]  # window -> the templates holding it
     by_rarest: dict[str, list[K]]  # window -> the templates reached through it
     free: list[K]  # templates with no window (all slots): always candidates
+    order: dict[K, int]  # the order templates were added in
 
 
 class TemplateIndex(Generic[K]):
@@ -75,7 +76,8 @@ class TemplateIndex(Generic[K]):
                 continue
             rarest = min(need, key=lambda w: (len(postings[w]), -len(w), w))
             by_rarest.setdefault(rarest, []).append(key)
-        self._built = _Built(Literals(postings), postings, by_rarest, free)
+        order = {key: n for n, key in enumerate(self._needs)}
+        self._built = _Built(Literals(postings), postings, by_rarest, free, order)
         return self._built
 
     def lookup(self, text: str) -> tuple[list[K], set[str]]:
@@ -88,6 +90,9 @@ class TemplateIndex(Generic[K]):
             for key in built.by_rarest.get(window, ()):
                 if needs[key] <= present:
                     found.append(key)
+        if len(found) > 1:  # a set's order varies between processes: the verdict must not
+            order = built.order
+            found.sort(key=order.__getitem__)
         return found, present
 
     def near(self, present: set[str], limit: int) -> list[K]:

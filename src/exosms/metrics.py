@@ -159,7 +159,6 @@ class Metrics:
         # Every known label value at zero from the start: a rate over a series that appears
         # only with its first event misses that event, and a dashboard shows "no data".
         for counter, values in (
-            (self.dlt_verdicts, DLT_VERDICTS),
             (self.guard_holds, GUARDS),
             (self.sends, SEND_RESULTS),
             (self.callbacks, (*CALLBACK_STATUSES, "other")),
@@ -167,7 +166,7 @@ class Metrics:
         ):
             for value in values:
                 counter.labels(value)
-        self._verdict = {v: self.dlt_verdicts.labels(v) for v in DLT_VERDICTS}
+        self._verdict = {v: self.dlt_verdicts.labels(v) for v in DLT_VERDICTS}  # at 0 too
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
         """One HTTP request answered."""

@@ -175,15 +175,16 @@ class OutboxWorker:
         except ExotelError as error:
             if error.is_ambiguous:
                 wait = time.time() + self.unknown_wait
-                self._count("unknown")
                 if await self.outbox.mark_unknown(row.id, str(error), wait):
                     log.warning(
                         "outbox %d may have been sent: %s; awaiting its callback", row.id, error
                     )
+                    self._count("unknown")
                 else:
                     log.info(
                         "outbox %d: %s, but its status callback came first: sent", row.id, error
                     )
+                    self._count("sent")
             elif error.is_retryable and row.attempts < MAX_ATTEMPTS:
                 delay = min(300.0, 2.0**row.attempts)
                 await self.outbox.mark_retry(row.id, str(error), time.time() + delay)

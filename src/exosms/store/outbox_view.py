@@ -8,7 +8,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from exosms.store.outbox import HELD, PENDING, POSTING, SENDING, UNKNOWN
 from exosms.store.textsql import fetch_all
+
+# The outbox states that wait for something (the rest are final and only grow): pending
+# includes an SMS waiting for its retry; unknown and held wait for a person or a callback.
+WAITING = (PENDING, SENDING, POSTING, UNKNOWN, HELD)
 
 # What a person filters by, and the outbox states (and delivery statuses) each one means.
 STATES: dict[str, str] = {
@@ -109,6 +114,17 @@ class OutboxView:
             + " ORDER BY o.id DESC LIMIT :limit"
         )
         return [OutboxEntry(*row) for row in await fetch_all(self.engine, sql, **params)]
+
+    async def waiting_by_state(self) -> dict[str, int]:
+        """How many SMS are in each of the :data:`WAITING` states (through the status index)."""
+        listed = ", ".join(f"'{state}'" for state in WAITING)  # our own constants
+        rows = await fetch_all(
+            self.engine,
+            f"SELECT status, COUNT(*) FROM outbox WHERE status IN ({listed})"  # noqa: S608
+            " GROUP BY status",
+        )
+        counts = {str(state): int(count) for state, count in rows}
+        return {state: counts.get(state, 0) for state in WAITING}
 
     async def waiting(self) -> dict[str, int]:
         """How many SMS are queued, and how many are held for a person: the two counts a

@@ -162,12 +162,13 @@ def create_app(
     pages = Pages(settings, database.store, gatekeeper, metrics)
     scraped = []
     if metrics is not None and settings.metrics.token is not None:
+        from exosms.store.outbox_view import OutboxView
         from exosms.web.metrics_page import MetricsPage  # imports prometheus_client
 
         scraped = MetricsPage(
             metrics,
             settings.metrics.token,
-            database.inbox.engine,
+            OutboxView(database.outbox.engine),
             database.events.reports,
             tuple(d.name for d in settings.forwarding.destinations),
         ).routes()

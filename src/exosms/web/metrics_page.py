@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,14 +22,10 @@ from starlette.routing import Route
 from exosms.metrics import CONTENT_TYPE, Metrics
 from exosms.store import StoreUnavailable
 from exosms.store.event_reports import EventReports
-from exosms.store.textsql import fetch_all
+from exosms.store.outbox_view import OutboxView
 from exosms.web.pages import text_response
 
 log = logging.getLogger("exosms")
-
-# The outbox states that are waiting for something (the rest are final and only grow).
-# pending includes a send waiting for its retry; unknown and held wait for a person.
-WAITING_STATES = ("pending", "sending", "posting", "unknown", "held")
 
 
 class MetricsPage:
@@ -40,13 +35,13 @@ class MetricsPage:
         self,
         metrics: Metrics,
         token: SecretStr,
-        engine: AsyncEngine,
+        outbox: OutboxView,
         reports: EventReports,
         destinations: Sequence[str],
     ) -> None:
         self.metrics = metrics
         self._expected = b"Bearer " + token.get_secret_value().encode()
-        self.engine = engine
+        self.outbox = outbox
         self.reports = reports
         self.destinations = tuple(destinations)
 
@@ -74,14 +69,8 @@ class MetricsPage:
         depth = GaugeMetricFamily(
             "exosms_outbox_messages", "SMS in the outbox waiting, by state.", labels=["state"]
         )
-        rows = await fetch_all(
-            self.engine,
-            "SELECT status, COUNT(*) FROM outbox WHERE status IN"
-            " ('pending', 'sending', 'posting', 'unknown', 'held') GROUP BY status",
-        )
-        counts = {str(state): int(count) for state, count in rows}
-        for state in WAITING_STATES:
-            depth.add_metric([state], counts.get(state, 0))
+        for state, count in (await self.outbox.waiting_by_state()).items():
+            depth.add_metric([state], count)
         families: list[Metric] = [depth]
         if not self.destinations:
             return families
