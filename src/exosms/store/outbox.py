@@ -42,6 +42,18 @@ def delivery_rank(status: str | None) -> int:
     return _RANK.get(status or "", 0)
 
 
+def status_values(fields: Mapping[str, str], status: str) -> dict[str, Any]:
+    """The outbox columns a status callback (or a look-up) sets, from Exotel's fields."""
+    units = fields.get("SmsUnits", "").strip()
+    return {
+        "delivery_status": status or None,
+        "detailed_status": (fields.get("DetailedStatus") or "")[:128] or None,
+        "detailed_status_code": (fields.get("DetailedStatusCode") or "")[:16] or None,
+        "sms_units": int(units) if units.isascii() and units.isdigit() and len(units) < 6 else None,
+        "date_sent": (fields.get("DateSent") or "")[:64] or None,
+    }
+
+
 @dataclass(slots=True)
 class OutboxRow:
     id: int
@@ -321,17 +333,7 @@ class Outbox:
                     if current is None:
                         row_id = None
                 if current is not None and delivery_rank(status) > delivery_rank(current[1]):
-                    units = fields.get("SmsUnits", "").strip()
-                    values: dict[str, Any] = {
-                        "delivery_status": status or None,
-                        "detailed_status": (fields.get("DetailedStatus") or "")[:128] or None,
-                        "detailed_status_code": (fields.get("DetailedStatusCode") or "")[:16]
-                        or None,
-                        "sms_units": int(units)
-                        if units.isascii() and units.isdigit() and len(units) < 6
-                        else None,
-                        "date_sent": (fields.get("DateSent") or "")[:64] or None,
-                    }
+                    values = status_values(fields, status)
                     if current[0] in (POSTING, UNKNOWN, HELD):
                         values.update(status=SENT, sent_at=time.time(), lease_until=None)
                         if sid:

@@ -41,6 +41,7 @@ from exosms.store.inbox import InboxQueries
 from exosms.store.schema import insert_pending
 from exosms.store.sql import SqlBackedStore, SqlReader
 from exosms.store.sqlite_events import SqliteEventStore
+from exosms.store.sqlite_outbox import SqliteOutbox
 from exosms.store.urls import DatabaseUrl
 
 log = logging.getLogger("exosms.store")
@@ -409,6 +410,10 @@ class SqliteStore(SqlBackedStore):
         if self._inbox is None:
             self._inbox = InboxQueries(self._reader.engine, refresh=self.index_now)
         return self._inbox
+
+    @property
+    def outbox(self) -> SqliteOutbox:  # its writes go through the writer thread
+        return SqliteOutbox(self._reader.engine, self._writer.submit)
 
     @property
     def events(self) -> EventStore:

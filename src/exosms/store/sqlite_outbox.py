@@ -1,0 +1,186 @@
+"""The outbox on SQLite: its writes go through the store's one writer thread.
+
+Every write the outbox worker and the status callback make (lease, ``posting``, ``sent``,
+the sweep, a delivery status) is one plain statement, or one small transaction, run by the
+writer with the hot path's claims and answers: no SQLAlchemy statement built per call, no
+hand-off through a pooled aiosqlite connection, no second connection contending for the
+write lock, and many of them share one fsync. Through SQLAlchemy each cost about 0.85 ms
+of CPU; here about 0.1 ms (bench/README.md).
+
+Durable before it is relied on: ``posting`` (the POST follows it) and a status callback
+(Exotel does not send it twice) wait for the disk. The rest is committed without waiting
+(``durable=False``), made durable by the next fsync, and safe to lose in a crash: a lost
+lease leaves the row due (it was never posted), a lost ``sent`` leaves it ``posting``, which
+the sweep makes ``unknown`` and its status callback settles: never resent blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from exosms.store.outbox import (
+    HELD,
+    PENDING,
+    POSTING,
+    SENT,
+    UNKNOWN,
+    Outbox,
+    OutboxRow,
+    delivery_rank,
+    status_values,
+)
+
+Submit = Callable[..., Awaitable[Any]]  # GroupCommitWriter.submit(work, *args, durable=...)
+
+_COLUMNS = ", ".join(OutboxRow.__slots__)
+_ENQUEUE = (
+    "INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,"
+    " next_attempt_at, created_at, parts, author) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?,"
+    " ?, ?) ON CONFLICT (message_sid) DO NOTHING"
+)
+_LEASE_DUE = (  # constant columns, bound values
+    "UPDATE outbox SET status = 'sending', lease_until = :until, attempts = attempts + 1"  # noqa: S608
+    " WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= :now)"
+    " OR (status = 'sending' AND lease_until < :now) ORDER BY next_attempt_at LIMIT :limit)"
+    f" RETURNING {_COLUMNS}"
+)
+_LEASE_ONE = (  # constant columns, bound values
+    "UPDATE outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1"  # noqa: S608
+    f" WHERE id = ? AND status = 'pending' RETURNING {_COLUMNS}"
+)
+_DIED = (
+    "UPDATE outbox SET status = 'unknown', next_attempt_at = :wait, lease_until = NULL,"
+    " last_error = 'the sending process stopped after posting: it may have been sent'"
+    " WHERE status = 'posting' AND lease_until < :now"
+)
+_SETTLE = (
+    "UPDATE outbox SET status = :to, next_attempt_at = :now,"
+    " last_error = COALESCE(last_error, '') || :why"
+    " WHERE status = 'unknown' AND next_attempt_at <= :now"
+)
+_BY_EXOTEL_SID = "SELECT id FROM outbox WHERE exotel_sid = ?"
+_CURRENT = "SELECT status, delivery_status FROM outbox WHERE id = ?"
+_EVENT = (
+    "INSERT INTO delivery_events (exotel_sid, outbox_id, status, payload, received_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_RESENT = "; no status callback came: sent again (unknown_policy = resend)"
+_HELD = "; no status callback came: held for a person (exosms outbox resend or give-up)"
+
+
+class SqliteOutbox(Outbox):
+    """:class:`Outbox` whose writes run in the SQLite store's writer thread; its reads (the
+    pages, the reconciler's look-up) stay on ``engine``."""
+
+    def __init__(self, engine: AsyncEngine, submit: Submit) -> None:
+        super().__init__(engine)
+        self._submit = submit
+
+    async def enqueue(
+        self,
+        to: str,
+        body: str,
+        *,
+        message_sid: str | None = None,
+        sender: str | None = None,
+        template_id: str | None = None,
+        parts: int | None = None,
+        author: str | None = None,
+    ) -> int | None:
+        now = time.time()
+        values = (message_sid, to, sender, body, template_id, now, now, parts, author)
+        row_id: int | None = await self._submit(_enqueue, values)
+        return row_id
+
+    async def lease_due(self, limit: int, lease: float) -> list[OutboxRow]:
+        now = time.time()
+        found = {"now": now, "until": now + lease, "limit": limit}
+        rows: list[OutboxRow] = await self._submit(_returning, _LEASE_DUE, found, durable=False)
+        return sorted(rows, key=lambda r: r.id)
+
+    async def lease(self, row_id: int, lease: float) -> OutboxRow | None:
+        until = time.time() + lease
+        rows: list[OutboxRow] = await self._submit(
+            _returning, _LEASE_ONE, (until, row_id), durable=False
+        )
+        return rows[0] if rows else None
+
+    async def _set(self, row_id: int, *, only_if: tuple[str, ...] = (), **values: Any) -> bool:
+        # Not durable, but for ``posting`` (see the module's docstring).
+        durable = values.get("status") == POSTING
+        done: bool = await self._submit(_set, row_id, only_if, values, durable=durable)
+        return done
+
+    async def sweep(self, now: float, unknown_wait: float, resend: bool) -> tuple[int, int]:
+        why = _RESENT if resend else _HELD
+        settle = {"to": PENDING if resend else HELD, "now": now, "why": why}
+        counts: tuple[int, int] = await self._submit(
+            _sweep, {"now": now, "wait": now + unknown_wait}, settle, durable=False
+        )
+        return counts
+
+    async def record_status(
+        self, fields: Mapping[str, str], row_id: int | None = None
+    ) -> int | None:
+        found: int | None = await self._submit(_record_status, dict(fields), row_id, time.time())
+        return found
+
+
+def _enqueue(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int | None:
+    cursor = conn.execute(_ENQUEUE, values)
+    return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
+
+
+def _returning(
+    conn: sqlite3.Connection, sql: str, params: Mapping[str, Any] | tuple[Any, ...]
+) -> list[OutboxRow]:
+    return [OutboxRow(*record) for record in conn.execute(sql, params).fetchall()]
+
+
+def _set(
+    conn: sqlite3.Connection, row_id: int, only_if: tuple[str, ...], values: dict[str, Any]
+) -> bool:
+    # Column names come from the Outbox's own methods, never from input.
+    assignments = ", ".join(f"{name} = ?" for name in values)
+    sql = f"UPDATE outbox SET {assignments} WHERE id = ?"  # noqa: S608 (bound values)
+    params = [*values.values(), row_id]
+    if only_if:
+        sql += " AND status IN (" + ", ".join("?" * len(only_if)) + ")"
+        params += only_if
+    return conn.execute(sql, params).rowcount == 1
+
+
+def _sweep(
+    conn: sqlite3.Connection, died: Mapping[str, Any], settle: Mapping[str, Any]
+) -> tuple[int, int]:
+    return conn.execute(_DIED, died).rowcount, conn.execute(_SETTLE, settle).rowcount
+
+
+def _record_status(
+    conn: sqlite3.Connection, fields: dict[str, str], row_id: int | None, now: float
+) -> int | None:
+    """As :meth:`Outbox.record_status`, in one transaction of the writer."""
+    sid = fields.get("SmsSid", "")
+    status = fields.get("Status", "").strip().lower().replace("-", "_")[:32]
+    if row_id is None and sid:
+        found = conn.execute(_BY_EXOTEL_SID, (sid,)).fetchone()
+        row_id = None if found is None else int(found[0])
+    current = None if row_id is None else conn.execute(_CURRENT, (row_id,)).fetchone()
+    if current is None or row_id is None:
+        row_id = None
+    elif delivery_rank(status) > delivery_rank(current[1]):
+        values = status_values(fields, status)
+        if current[0] in (POSTING, UNKNOWN, HELD):
+            values.update(status=SENT, sent_at=now, lease_until=None)
+            if sid:
+                values["exotel_sid"] = sid[:128]
+        _set(conn, row_id, (), values)
+    payload = json.dumps(fields, ensure_ascii=False)
+    conn.execute(_EVENT, (sid[:128] or None, row_id, status or None, payload, now))
+    return row_id
