@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -14,9 +15,11 @@ from fake_exotel import FakeExotelProcess, fake_exotel
 
 from exosms.dlt import Template, TemplateRegistry
 from exosms.exotel.client import (
+    Ambiguous,
     AuthenticationError,
     Client,
     DltRefused,
+    ExotelError,
     InvalidRequest,
     OutgoingSms,
     RateLimited,
@@ -289,3 +292,57 @@ def test_bulk_shapes_and_a_partly_refused_bulk(fake: FakeExotelProcess) -> None:
     assert results[0].is_sent and not results[1].is_sent
     assert results[1].error is not None and "Missing parameter Body" in results[1].error
     assert _bulk_result("3", None).error == "no answer for this message in the bulk answer"
+
+
+def test_what_exotel_cannot_have_seen_is_told_from_what_it_may_have_sent() -> None:
+    """Over real sockets: no connection is retried (nothing was written); a connection that
+    closes or goes silent after the request is ambiguous (it may have been accepted)."""
+    requests: list[bytes] = []
+
+    async def go() -> tuple[ExotelError, ExotelError, ExotelError]:
+        async def closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            requests.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.close()
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            requests.append(await reader.readuntil(b"\r\n\r\n"))
+            await asyncio.sleep(30)
+
+        closing = await asyncio.start_server(closes, "127.0.0.1", 0)
+        hanging = await asyncio.start_server(silent, "127.0.0.1", 0)
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            refused_port = free.getsockname()[1]
+        failures: list[ExotelError] = []
+        for port in (refused_port, closing.sockets[0].getsockname()[1]):
+            async with Client(
+                "acme",
+                "key",
+                TOKEN,
+                base_url=f"http://127.0.0.1:{port}",
+                sender="ACMEIN",
+                max_retries=1,
+                backoff=0.01,
+            ) as c:
+                with pytest.raises(ExotelError) as error:
+                    await c.send("+919052161119", "hi")
+                failures.append(error.value)
+        port = hanging.sockets[0].getsockname()[1]
+        async with Client(
+            "acme", "key", TOKEN, base_url=f"http://127.0.0.1:{port}", sender="ACMEIN", timeout=0.3
+        ) as c:
+            with pytest.raises(ExotelError) as error:
+                await c.send("+919052161119", "hi")
+            failures.append(error.value)
+        closing.close()
+        hanging.close()
+        return failures[0], failures[1], failures[2]
+
+    refused, closed, silent = run(go())
+    assert isinstance(refused, Unavailable) and refused.is_retryable
+    assert "could not reach Exotel" in str(refused)
+    for lost in (closed, silent):
+        assert isinstance(lost, Ambiguous) and lost.is_ambiguous and not lost.is_retryable
+        assert "no answer from Exotel after the request" in str(lost)
+    assert len(requests) == 2  # each POST written once: an ambiguous one is never retried
+    assert all(b"Authorization: Basic " in r and TOKEN.encode() not in r for r in requests)
