@@ -139,6 +139,13 @@ def test_bad_webhooks_get_a_one_line_reason(setup: Setup) -> None:
     ]
     for answer, status, text in cases:
         assert (answer.status_code, answer.text) == (status, text)
+    # Answered before the router, and still only where and how the router would.
+    assert httpx.get(url).status_code == 405
+    assert httpx.get(url).headers["allow"] == "POST"
+    slash = httpx.post(f"{url}/", data={"SmsSid": "x2"})
+    assert (slash.status_code, slash.headers["location"]) == (307, "/exotel/webhook")
+    assert httpx.post(f"{url}/a/b", data={"SmsSid": "x2"}).status_code == 404
+    assert httpx.delete(f"{proc.url}/exotel/status").status_code == 405
 
 
 def test_a_reply_stored_before_a_crash_is_sent_once_after_restart(setup: Setup) -> None:

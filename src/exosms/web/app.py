@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.routing import Router as StarletteRouter
@@ -43,20 +45,40 @@ from exosms.web.webhooks import status_endpoint, webhook_endpoint
 log = logging.getLogger("exosms")
 
 
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """An endpoint answered before the middleware stack and router, at ``path`` and at
+    ``path/<token>``, for these methods (others go on to the router, which answers 405)."""
+
+    endpoint: Callable[[Request], Awaitable[Response]]
+    methods: frozenset[str]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+
 class ExosmsApp(Starlette):
-    """Starlette, with the applet path answered before the middleware stack and router:
-    the hot path skips them (the endpoint turns every fault into its own answer), so
-    middleware added to the app does not see Exotel's applet calls (docs/architecture.md).
-    ``<applet_path>/`` (a URL pasted with a trailing slash) is the applet too."""
+    """Starlette, with Exotel's calls answered before the middleware stack and router: the
+    applet path, the webhook and the status callbacks skip them (each endpoint turns every
+    fault into its own answer), so middleware added to the app does not see Exotel's calls
+    (docs/architecture.md). ``<applet_path>/`` (a URL pasted with a trailing slash) is the
+    applet too."""
 
     def __init__(
-        self, applet: ASGIApp, applet_path: str, metrics: Metrics | None = None, **options: Any
+        self,
+        applet: ASGIApp,
+        applet_path: str,
+        metrics: Metrics | None = None,
+        direct: Mapping[str, Direct] | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         self._applet = applet
         self._applet_path = applet_path
         self._token_prefix = applet_path + "/"
         self._metrics = metrics
+        self._direct = dict(direct or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._metrics is not None and scope["type"] == "http":
@@ -97,6 +119,15 @@ class ExosmsApp(Starlette):
                         scope["path_params"] = {"token": token}
                     await self._applet(scope, receive, send)
                     return
+            direct = self._direct.get(path)
+            if direct is None:
+                head, _, token = path.rpartition("/")
+                direct = self._direct.get(head) if token else None
+                if direct is not None:
+                    scope["path_params"] = {"token": token}
+            if direct is not None and scope["method"] in direct.methods:
+                await direct(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
 
@@ -177,6 +208,10 @@ def create_app(
         applet,
         settings.applet_path,
         metrics,
+        direct={
+            "/exotel/webhook": Direct(webhook, frozenset({"POST"})),
+            "/exotel/status": Direct(status, frozenset({"GET", "POST"})),
+        },
         routes=[
             *scraped,
             *inbox.routes(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
@@ -132,7 +132,7 @@ def webhook_endpoint(
     max_body_chars: int,
     sent: Callable[[], None],
     metrics: Metrics | None = None,
-) -> Callable[[Request], object]:
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         refusal = gatekeeper.check(request.scope, request.path_params.get("token"))
         if refusal is not None:
@@ -166,7 +166,7 @@ def webhook_endpoint(
 
 def status_endpoint(
     outbox: Outbox, gatekeeper: Gatekeeper, signing_key: bytes, metrics: Metrics | None = None
-) -> Callable[[Request], object]:
+) -> Callable[[Request], Awaitable[Response]]:
     """Exotel's status callbacks, by POST (form or JSON) or GET (newer docs make the method
     selectable). They carry no credentials: the URL's token and our signed ``CustomField``
     are what is checked, never Basic auth."""
