@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from exosms.config import ExotelSettings
 from exosms.dlt import TemplateRegistry
 from exosms.exotel.callbacks import sign
-from exosms.exotel.client import Client, DltRefused, ExotelError, OutgoingSms
+from exosms.exotel.client import Client, ExotelError, OutgoingSms
 from exosms.metrics import Metrics
 from exosms.store.base import StoreUnavailable
 from exosms.store.outbox import Outbox, OutboxRow
@@ -82,9 +82,15 @@ class OutboxWorker:
         await self.client.aclose()
 
     async def _run(self) -> None:
+        swept = float("-inf")  # when the sweep and the reconciler last ran
         while True:
+            # The sweep and the reconciler look for leases that ran out and for callbacks
+            # that never came (minutes, not milliseconds): once per poll, not per batch.
+            housekeeping = time.monotonic() - swept >= self.poll_seconds
             try:
-                await self.sweep()
+                if housekeeping:
+                    swept = time.monotonic()
+                    await self.sweep()
                 rows = await self.outbox.lease_due(BATCH, self.lease_seconds)
             except StoreUnavailable as error:
                 log.warning("outbox: database unavailable: %s", error)
@@ -97,7 +103,8 @@ class OutboxWorker:
                     log.warning("outbox %d: database unavailable: %s", row.id, error)
                     self._database_error()
             try:
-                await self.reconcile()
+                if housekeeping:
+                    await self.reconcile()
             except StoreUnavailable as error:
                 log.warning("outbox: database unavailable: %s", error)
             if len(rows) < BATCH:
@@ -160,18 +167,7 @@ class OutboxWorker:
             return
         await self.outbox.mark_posting(row.id)  # durable first: never resent blindly
         try:
-            result = await self.client.send(
-                sms.to,
-                sms.body,
-                sender=sms.sender,
-                template_id=fields.get("DltTemplateId"),
-                status_callback=sms.status_callback,
-                custom_field=sms.custom_field,
-            )
-        except DltRefused as error:
-            await self.outbox.mark_failed(row.id, str(error))
-            log.warning("outbox %d not sent: %s", row.id, error)
-            self._count("refused")
+            result = await self.client.send_prepared(fields)
         except ExotelError as error:
             if error.is_ambiguous:
                 wait = time.time() + self.unknown_wait

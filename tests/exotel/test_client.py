@@ -346,3 +346,42 @@ def test_what_exotel_cannot_have_seen_is_told_from_what_it_may_have_sent() -> No
         assert "no answer from Exotel after the request" in str(lost)
     assert len(requests) == 2  # each POST written once: an ambiguous one is never retried
     assert all(b"Authorization: Basic " in r and TOKEN.encode() not in r for r in requests)
+
+
+def test_the_proxy_of_the_environment_is_used_unless_no_proxy_names_exotel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines: list[bytes] = []
+    answer = b'{"SMSMessage": {"Sid": "s1", "Status": "queued"}}'
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines.append(head.split(b"\r\n")[0])
+        length = int(
+            next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(
+                b":"
+            )[1]
+        )
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        await writer.drain()
+        writer.close()
+
+    async def go() -> str:
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        async with Client("acme", "key", TOKEN, base_url="http://exotel.invalid", sender="X") as c:
+            sid = (await c.send("+919052161119", "hi")).sid
+        monkeypatch.setenv("NO_PROXY", "exotel.invalid")
+        async with Client(
+            "acme", "key", TOKEN, base_url="http://exotel.invalid", sender="X", max_retries=0
+        ) as c:
+            with pytest.raises(Unavailable, match="could not reach Exotel"):
+                await c.send("+919052161119", "hi")  # straight to a host that does not exist
+        server.close()
+        return sid
+
+    assert run(go()) == "s1"
+    assert lines == [b"POST http://exotel.invalid/v1/Accounts/acme/Sms/send.json HTTP/1.1"]

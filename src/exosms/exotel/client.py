@@ -28,6 +28,8 @@ import json
 import logging
 import random
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,6 +238,14 @@ def _exception(answer: _Answer) -> tuple[str, str | None]:
     return text, str(code)[:20] if code not in (None, "") else None
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``...)."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 class Client:
     """Exotel's send API. Use ``async with Client(...) as exotel: await exotel.send(...)``."""
 
@@ -272,6 +282,7 @@ class Client:
         self._timeout = aiohttp.ClientTimeout(connect=timeout, sock_read=timeout)
         self._http = http  # made on first use, inside the event loop that uses it
         self._owns_http = http is None
+        self._proxy: str | None = None
 
     async def __aenter__(self) -> Client:
         return self
@@ -287,9 +298,13 @@ class Client:
 
     async def _request(self, method: str, url: str, data: dict[str, str] | None) -> _Answer:
         if self._http is None:
-            # trust_env: HTTPS_PROXY and the rest are honoured, as they were with httpx.
-            self._http = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
-        async with self._http.request(method, url, data=data, headers=self._headers) as answer:
+            self._http = aiohttp.ClientSession(timeout=self._timeout)
+            # HTTPS_PROXY and NO_PROXY are honoured, as they were with httpx; read once
+            # (aiohttp's trust_env reads them in a thread for every request).
+            self._proxy = _env_proxy(self.base_url)
+        async with self._http.request(
+            method, url, data=data, headers=self._headers, proxy=self._proxy
+        ) as answer:
             body = await answer.read()
             retry_after = answer.headers.get("Retry-After")
             return _Answer(answer.status, answer.reason or "", body, retry_after)
@@ -377,12 +392,17 @@ class Client:
     async def send(self, to: str, body: str, **options: Any) -> SendResult:
         """Send one SMS; see :class:`OutgoingSms` for the options."""
         sms = OutgoingSms(to=to, body=body, **options)
-        data = await self._post("send.json", self.prepare(sms))
+        return await self.send_prepared(self.prepare(sms))
+
+    async def send_prepared(self, fields: dict[str, str]) -> SendResult:
+        """Send one SMS whose form fields :meth:`prepare` made (and the DLT gate passed)."""
+        data = await self._post("send.json", fields)
         entries = _message_entries(data)
         if not entries:
             raise Unavailable(200, "the answer has no SMSMessage")
         entry = entries[0]
-        return SendResult(str(entry.get("Sid", "")), str(entry.get("Status", "")), to, entry)
+        status = str(entry.get("Status", ""))
+        return SendResult(str(entry.get("Sid", "")), status, fields["To"], entry)
 
     async def details(self, exotel_sid: str) -> dict[str, Any]:
         """What Exotel knows of one sent SMS (``GET .../SMS/Messages/<SmsSid>.json``): its
