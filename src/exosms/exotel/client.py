@@ -279,6 +279,7 @@ class Client:
         self.backoff = backoff
         credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {credentials}"}  # never logged
+        self._form_headers = self._headers | {"Content-Type": "application/x-www-form-urlencoded"}
         self._timeout = aiohttp.ClientTimeout(connect=timeout, sock_read=timeout)
         self._http = http  # made on first use, inside the event loop that uses it
         self._owns_http = http is None
@@ -302,8 +303,11 @@ class Client:
             # HTTPS_PROXY and NO_PROXY are honoured, as they were with httpx; read once
             # (aiohttp's trust_env reads them in a thread for every request).
             self._proxy = _env_proxy(self.base_url)
+        # The form encoded here: aiohttp's FormData costs a tenth of a send's CPU.
+        body = None if data is None else urllib.parse.urlencode(data).encode()
+        headers = self._headers if data is None else self._form_headers
         async with self._http.request(
-            method, url, data=data, headers=self._headers, proxy=self._proxy
+            method, url, data=body, headers=headers, proxy=self._proxy
         ) as answer:
             body = await answer.read()
             retry_after = answer.headers.get("Retry-After")
