@@ -1,16 +1,20 @@
-"""Instructions per SMS of `exosms serve` (SQLite, one worker), counted by callgrind.
+"""Instructions per SMS of `exosms serve` (SQLite, one worker) and of the bare responder,
+counted by callgrind.
 
-Usage:  python3 bench/callgrind.py [--sms 300] [--runs 3] [--compare REV]
+Usage:  python3 bench/callgrind.py [--sms 300] [--runs 3] [--compare REV] [--no-bare]
 
 Wall-clock benchmarks on a shared 2-core machine move by 10 to 20% between runs; the number
 of instructions an SMS costs does not depend on the neighbours. Each run starts the server
 under ``valgrind --tool=callgrind`` with instrumentation off, answers 100 SMS to warm up,
 then counts the instructions of ``--sms`` more (HEAD then GET each, as Exotel sends them;
-half get a reply), every thread included. Background tasks (lease renewal, the indexer, the
-reload watchers) run during the count too, so runs differ by a few per cent: the median of
+half get a reply), every thread included. exosms runs as bench/run.py runs it: its default
+settings (durable SQLite, guards on, a log line per request at info) and the bench's keyword
+router; **bare** is bench/run.py's ceiling (bench_apps.bare on uvicorn with httptools and
+uvloop), counted the same way. Background tasks (lease renewal, the indexer, the reload
+watchers) run during the count too, so runs differ by a few per cent: the median of
 ``--runs`` is reported. ``--compare REV`` runs exosms at git revision REV (a temporary
 worktree, this venv) in alternation with today's. Needs valgrind (Debian package
-`valgrind`).
+`valgrind`); bench/run.py reports these figures too when valgrind is there.
 """
 
 from __future__ import annotations
@@ -34,12 +38,9 @@ import revisions
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-RELAXED = {
-    "EXOSMS_GUARDS__REPLIES_PER_10MIN": "0",
-    "EXOSMS_GUARDS__REPLIES_PER_DAY": "0",
-    "EXOSMS_GUARDS__LOOP_WINDOW_SECONDS": "0",
-    "EXOSMS_LOG_LEVEL": "warning",
-}
+EXOSMS = ["-m", "exosms", "serve", "--app", "bench_apps:router", "--port", "{port}"]
+BARE = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log"]
+BARE += ["--no-server-header", "--loop", "uvloop", "--http", "httptools", "bench_apps:bare"]
 
 
 def free_port() -> int:
@@ -52,14 +53,17 @@ def control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def one_run(src: Path | None, count: int) -> float:
-    """Instructions per SMS of one server run (``src``: another checkout's src/)."""
+def one_run(src: Path | None, count: int, *, bare: bool = False) -> float:
+    """Instructions per SMS of one server run (``src``: another checkout's src/; ``bare``:
+    the bare responder instead of exosms)."""
     with tempfile.TemporaryDirectory(prefix="exosms-callgrind-") as work:
         port = free_port()
-        env = {**os.environ, **RELAXED}
-        if src is not None:
-            env["PYTHONPATH"] = str(src)
+        path = [str(src)] if src is not None else []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(BENCH)])}
         out = f"{work}/callgrind.out"
+        command = [c.replace("{port}", str(port)) for c in (BARE if bare else EXOSMS)]
+        if not bare:
+            command += ["--database", f"sqlite:///{work}/bench.db"]
         server = subprocess.Popen(
             [
                 "valgrind",
@@ -67,13 +71,7 @@ def one_run(src: Path | None, count: int) -> float:
                 "--instr-atstart=no",
                 f"--callgrind-out-file={out}.%p",
                 PYTHON,
-                "-m",
-                "exosms",
-                "serve",
-                "--port",
-                str(port),
-                "--database",
-                f"sqlite:///{work}/bench.db",
+                *command,
             ],
             cwd=work,
             env=env,
@@ -86,7 +84,7 @@ def one_run(src: Path | None, count: int) -> float:
                 deadline = time.monotonic() + 300
                 while True:
                     try:
-                        http.get(f"http://127.0.0.1:{port}/healthz")
+                        http.get(url)
                         break
                     except httpx.HTTPError:
                         if time.monotonic() > deadline:
@@ -94,7 +92,7 @@ def one_run(src: Path | None, count: int) -> float:
                         time.sleep(0.5)
 
                 def sms(n: int, tag: str) -> None:
-                    body = "ECHO hello there" if n % 2 else "nothing matches this"
+                    body = "ORDER 1234" if n % 2 else "nothing matches this"
                     query = {
                         "SmsSid": f"{tag}{n}-{uuid.uuid4().hex[:8]}",
                         "From": f"90{n:08d}",
@@ -121,31 +119,51 @@ def one_run(src: Path | None, count: int) -> float:
         return total / count
 
 
+def table(results: dict[str, list[float]]) -> str:
+    """The medians as a Markdown table, with each one against the bare responder's."""
+    runs = len(next(iter(results.values())))
+    bare = statistics.median(results["bare"]) if "bare" in results else None
+    lines = [f"| server | instructions per SMS (median of {runs}) | vs bare | runs |"]
+    lines.append("|---|---|---|---|")
+    for name, values in results.items():
+        median = statistics.median(values)
+        ratio = f"{median / bare:.1f}x" if bare else ""
+        listed = ", ".join(f"{v:,.0f}" for v in values)
+        lines.append(f"| {name} | {median:,.0f} | {ratio} | {listed} |")
+    return "\n".join(lines)
+
+
+def measure(runs: int, count: int, compare: str = "", bare: bool = True) -> dict[str, list[float]]:
+    """Instructions per SMS of each version (``bare`` too), ``runs`` times in alternation."""
+    versions: list[tuple[str, Path | None]] = [("exosms", None)]
+    worktree = None
+    if compare:
+        worktree = revisions.checkout(compare)
+        versions.append((f"exosms@{compare}", worktree / "src"))
+    results: dict[str, list[float]] = {"bare": []} if bare else {}
+    results |= {name: [] for name, _ in versions}
+    try:
+        for _ in range(runs):
+            if bare:
+                results["bare"].append(one_run(None, count, bare=True))
+            for name, src in versions:
+                results[name].append(one_run(src, count))
+            done = ", ".join(f"{name} {values[-1]:,.0f}" for name, values in results.items())
+            print(f"instructions per SMS: {done}", file=sys.stderr)
+    finally:
+        if worktree is not None:
+            revisions.remove(worktree)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sms", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--compare", default="")
+    parser.add_argument("--no-bare", action="store_true", help="exosms only")
     args = parser.parse_args()
-    versions: list[tuple[str, Path | None]] = [("now", None)]
-    worktree = None
-    if args.compare:
-        worktree = revisions.checkout(args.compare)
-        versions.append((args.compare, worktree / "src"))
-    results: dict[str, list[float]] = {name: [] for name, _ in versions}
-    try:
-        for _ in range(args.runs):
-            for name, src in versions:
-                results[name].append(one_run(src, args.sms))
-                print(f"{name}: {results[name][-1]:,.0f} instructions per SMS", file=sys.stderr)
-    finally:
-        if worktree is not None:
-            revisions.remove(worktree)
-    print(f"| version | instructions per SMS (median of {args.runs}) | runs |")
-    print("|---|---|---|")
-    for name, values in results.items():
-        runs = ", ".join(f"{v:,.0f}" for v in values)
-        print(f"| {name} | {statistics.median(values):,.0f} | {runs} |")
+    print(table(measure(args.runs, args.sms, args.compare, bare=not args.no_bare)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ worktree, run with this venv), beside today's, in the same run: what a change co
 Starts each server in turn on 127.0.0.1, drives it with wrk and bench/exotel.lua, then with
 bench/exotel_load.py (Exotel's HEAD then GET per SMS on one connection, which wrk cannot
 send), then the webhook path beside the applet path on one SQLite server (bench/webhook.py:
-webhook, send to the fake Exotel, status callback), and writes
+webhook, send to the fake Exotel, status callback), then counts the instructions per SMS of
+the bare responder and of exosms on SQLite under callgrind (bench/callgrind.py, when valgrind
+is there: the figure that does not move with the neighbours), and writes
 bench/results/<date>.json and .md. Needs wrk (Debian package `wrk`: it is installed when
 missing and this runs as root) and, for the PostgreSQL run, the server at
 $EXOSMS_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test).
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import callgrind
 import revisions
 import webhook
 
@@ -328,6 +331,11 @@ def main() -> None:
     parser.add_argument(
         "--no-webhook", action="store_true", help="skip the webhook path (bench/webhook.py)"
     )
+    parser.add_argument(
+        "--no-callgrind",
+        action="store_true",
+        help="skip the instructions per SMS (bench/callgrind.py; needs valgrind)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeats = 3, 1
@@ -391,6 +399,17 @@ def main() -> None:
             print("webhook (beside the applet, one SQLite server) ...", file=sys.stderr)
             with tempfile.TemporaryDirectory(prefix="exosms-webhook-") as tmp:
                 data["webhook"] = webhook.measure(32, args.duration, Path(tmp))
+        if not args.no_callgrind and not args.only:
+            if shutil.which("valgrind"):
+                print(
+                    "instructions per SMS (callgrind, bare and exosms-sqlite) ...", file=sys.stderr
+                )
+                data["instructions"] = callgrind.measure(args.repeats, 200, args.compare)
+            else:
+                print(
+                    "  no valgrind (apt-get install valgrind): no instructions per SMS",
+                    file=sys.stderr,
+                )
     finally:
         for pg_url in pg_urls:
             drop_pg(pg_url)
@@ -402,7 +421,14 @@ def main() -> None:
         f"{platform.platform()}"
     )
     exchange = data.pop("webhook", None)
+    instructions = data.pop("instructions", None)
     table = summarise(data, connections)
+    if instructions is not None:
+        data["instructions"] = instructions
+        table += (
+            "\n\nInstructions per SMS (bench/callgrind.py: HEAD then GET, 200 SMS, every thread;"
+            " the stable figure on a loaded machine):\n\n" + callgrind.table(instructions)
+        )
     if exchange is not None:
         data["webhook"] = exchange
         table += (
