@@ -48,6 +48,44 @@ async def test_first_claim_wins_and_stores_the_message(store: OpenedStore) -> No
     assert stored.method == "HEAD"
 
 
+async def test_a_claim_stores_every_field_of_the_message_with_or_without_guards(
+    store: OpenedStore,
+) -> None:
+    from dataclasses import asdict
+
+    from exosms.guards import GuardQuery
+
+    for sid, guard in (("all1", None), ("all2", GuardQuery(None, 300))):
+        sent = message(sid, "ORDER 77 नमस्ते")
+        assert (await store.claim(sent, "me", time.time() + 5, guard)).status is ClaimStatus.CLAIMED
+        stored = await store.lookup(sid)
+        assert stored is not None
+        assert {k: getattr(stored, k) for k in asdict(sent)} == asdict(sent)
+        assert (stored.state, stored.fetch_count, stored.last_fetch_at) == (
+            "pending",
+            1,
+            sent.received_at,
+        )
+
+
+async def test_postgres_one_round_trip_claim_inserts_the_columns_of_a_new_message(
+    pg_database: str,
+) -> None:
+    """Migration 0022's function lists NewMessage's columns as of its revision: a change to
+    them must replace it."""
+    import asyncpg
+
+    from exosms.store.schema import NEW_MESSAGE_COLUMNS
+
+    conn = await asyncpg.connect(pg_database)
+    try:
+        source = await conn.fetchval("SELECT pg_get_functiondef('exosms_claim_new'::regproc)")
+    finally:
+        await conn.close()
+    listed = " ".join(source.split("INSERT INTO messages (", 1)[1].split(")", 1)[0].split())
+    assert listed.startswith(", ".join(NEW_MESSAGE_COLUMNS) + ", state,")
+
+
 async def test_a_live_claim_makes_others_wait(store: OpenedStore) -> None:
     expires = time.time() + 5
     await store.claim(message("s2"), "me", expires)

@@ -1,7 +1,9 @@
 """PostgreSQL store: several exosms processes (and machines) on one database.
 
-The hot path (claim, complete) runs on an asyncpg pool, one short transaction each, and
-every commit waits for the disk (``synchronous_commit`` is set ``on`` for our connections,
+The hot path (claim, complete) runs on an asyncpg pool, one round trip each for a new SMS
+(the claim through the ``exosms_claim_new`` function of migration 0022, the answer and its
+queued reply as one statement; retries, takeovers and sessions take a short transaction),
+and every commit waits for the disk (``synchronous_commit`` is set ``on`` for our connections,
 whatever the server's default): a claim that a crash could lose would let another process
 run the handler again, and an answer is sent only once durable. PostgreSQL's group commit
 shares the WAL flushes of concurrent commits. The SmsSid claim is decided by the unique key;
@@ -40,6 +42,12 @@ from exosms.store.urls import DatabaseUrl
 log = logging.getLogger("exosms.store")
 
 _INSERT = insert_pending(lambda i: f"${i}") + " RETURNING id"
+# A new message's claim, with its sender's standing for the guards, in one round trip
+# (migration 0022): NULL o_claimed when the SmsSid was already stored.
+_CLAIM_NEW = """
+SELECT o_claimed, o_opted_out, o_recent, o_day, o_repeats
+FROM exosms_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+"""
 # The claim's row, its owner's lease, and when the database server started: a lease that ran
 # out while the server itself was down says nothing about its owner.
 _CLAIM_STATE = """
@@ -78,6 +86,27 @@ WHERE sms_sid = $14 AND state = 'pending'
 RETURNING id
 """
 _STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = $1"
+# The answer and its reply queued for the send API in one statement (one round trip, its own
+# transaction): the outbox row only if the answer was ours to store.
+_COMPLETE_AND_QUEUE = """
+WITH done AS (
+    UPDATE messages SET state = 'done', reply = $1, rule = $2, outcome = $3, handler_ms = $4,
+        error = $5, answered_at = $6, reply_encoding = $7, reply_units = $8, reply_parts = $9,
+        dlt_template_id = $10, dlt_reason = $11, guard = $12, refused_reply = $13,
+        claim_owner = NULL, claim_expires = NULL
+    WHERE sms_sid = $14 AND state = 'pending'
+    RETURNING id
+),
+queued AS (
+    INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,
+        next_attempt_at, created_at, parts)
+    SELECT $15::text, $16::text, $17::text, $18::text, $19::text, 'pending', 0,
+        $20::double precision, $21::double precision, $22::integer
+    WHERE EXISTS (SELECT 1 FROM done)
+    ON CONFLICT (message_sid) DO NOTHING
+)
+SELECT id FROM done
+"""
 _QUEUE = """
 INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,
     next_attempt_at, created_at, parts)
@@ -192,14 +221,20 @@ class PostgresStore(SqlBackedStore):
             raise StoreUnavailable("the database pool is not open")
         return self._pool
 
-    async def _transaction(self, work: Callable[[Any], Awaitable[T]]) -> T:
-        """Run ``work(conn)`` in one transaction; a stale pooled connection is replaced and
-        the work tried once more (every hot-path write here is safe to repeat)."""
+    async def _transaction(
+        self, work: Callable[[Any], Awaitable[T]], *, transaction: bool = True
+    ) -> T:
+        """Run ``work(conn)`` in one transaction (``transaction=False``: a single statement,
+        its own transaction, one round trip); a stale pooled connection is replaced and the
+        work tried once more (every hot-path write here is safe to repeat)."""
         pool = self._require_pool()
         for attempt in (1, 2):
             try:
-                async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
-                    return await work(conn)
+                async with pool.acquire(timeout=self.timeout) as conn:
+                    if not transaction:
+                        return await work(conn)
+                    async with conn.transaction():
+                        return await work(conn)
             except _STALE as error:
                 if attempt == 2:
                     raise StoreUnavailable(f"database connection lost: {describe(error)}") from None
@@ -213,6 +248,10 @@ class PostgresStore(SqlBackedStore):
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
     ) -> Claim:
         m = message
+        if guard is None or guard.opt_change is None:
+            claimed = await self._claim_new(m, owner, expires, guard)
+            if claimed is not None:
+                return claimed
 
         async def work(conn: Any) -> Claim:
             if guard is not None:
@@ -245,8 +284,33 @@ class PostgresStore(SqlBackedStore):
 
         return await self._transaction(work)
 
+    async def _claim_new(
+        self, m: NewMessage, owner: str, expires: float, guard: GuardQuery | None
+    ) -> Claim | None:
+        """The claim of an SmsSid not stored yet, in one round trip; ``None`` when it was
+        stored already (the full claim decides then)."""
+        now = m.received_at
+        loop_since = now + 1
+        if guard is not None and guard.loop_window > 0:
+            loop_since = now - guard.loop_window
+        values = (*m.row(owner, expires), guard is not None, now - TEN_MINUTES, now - ONE_DAY)
+
+        async def work(conn: Any) -> Any:
+            return await conn.fetchrow(_CLAIM_NEW, *values, loop_since)
+
+        row = await self._transaction(work, transaction=False)
+        if row is None or row[0] is None:
+            return None
+        if guard is None:
+            return Claim(ClaimStatus.CLAIMED)
+        _, opted_out, recent, day, repeats = row
+        state = GuardState(bool(opted_out), False, int(recent), int(day), int(repeats) > 0)
+        return Claim(ClaimStatus.CLAIMED, guard=state)
+
     async def complete(self, completion: Completion) -> str | None:
         c = completion
+        if c.session is None:
+            return await self._complete_at_once(c)
 
         async def work(conn: Any) -> tuple[bool, str | None]:
             won = await conn.fetchval(_COMPLETE, *c.row())
@@ -267,6 +331,29 @@ class PostgresStore(SqlBackedStore):
             return True, stored
 
         found, reply = await self._transaction(work)
+        if not found:
+            raise ClaimLost(c.sms_sid)
+        return reply
+
+    async def _complete_at_once(self, c: Completion) -> str | None:
+        """An answer with no session to save, and its reply to queue if any, in one
+        statement; a second read only when another process answered first."""
+
+        async def work(conn: Any) -> tuple[bool, str | None]:
+            if c.outbox is None:
+                won = await conn.fetchval(_COMPLETE, *c.row())
+            else:
+                queued = c.outbox.row(c.sms_sid, time.time())
+                won = await conn.fetchval(_COMPLETE_AND_QUEUE, *c.row(), *queued)
+            if won is not None:
+                return True, c.reply
+            row = await conn.fetchrow(_STORED_ANSWER, c.sms_sid)
+            if row is None or row["state"] != "done":
+                return False, None
+            stored: str | None = row["reply"]  # another process answered first: it stands
+            return True, stored
+
+        found, reply = await self._transaction(work, transaction=False)
         if not found:
             raise ClaimLost(c.sms_sid)
         return reply
