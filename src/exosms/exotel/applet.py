@@ -42,9 +42,10 @@ class AppletRequest:
 def _decode(raw: bytes) -> str:
     # Form encoding: '+' is a space. Invalid %XX stays as typed; invalid UTF-8 becomes U+FFFD.
     # NUL is replaced too: no SMS carries one, and PostgreSQL text cannot hold it.
-    if b"%" in raw:
+    # find(), not `in`: on Python 3.11 `bytes in bytes` first fails to read it as an int.
+    if raw.find(b"%") >= 0:
         raw = unquote_to_bytes(raw.replace(b"+", b" "))
-    elif b"+" in raw:
+    elif raw.find(b"+") >= 0:
         raw = raw.replace(b"+", b" ")
     text = raw.decode("utf-8", errors="replace")
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
@@ -65,7 +66,7 @@ def peek_sid(query: bytes) -> str | None:
         start = found + 8
     end = query.find(b"&", start)
     raw = query[start:] if end < 0 else query[start:end]
-    if not raw or b"%" in raw or b"+" in raw or not raw.isascii():
+    if not raw or raw.find(b"%") >= 0 or raw.find(b"+") >= 0 or not raw.isascii():
         return None  # odd ones go through the full parser
     return raw.decode("ascii")
 
