@@ -402,6 +402,8 @@ class SqliteStore(SqlBackedStore):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._indexer
             self._indexer = None
+        if self._fetches:
+            self._writer.post(self._flush_fetches)  # written before the writer stops
         await asyncio.to_thread(self._writer.stop)
         await self._reader.engine.dispose()
 
@@ -430,6 +432,8 @@ class SqliteStore(SqlBackedStore):
         # that ride along with the writer's other work: no per-message cost on the hot path.
         while True:
             await asyncio.sleep(INDEX_INTERVAL)
+            if self._fetches:  # the replays counted meanwhile, in the same batch
+                self._writer.post(self._flush_fetches)
             self._writer.post(index_inbox)
 
     async def claim(
@@ -457,9 +461,10 @@ class SqliteStore(SqlBackedStore):
         await self._writer.submit(lambda conn: conn.execute(_DROP_LEASE, (owner,)), durable=False)
 
     def record_fetch(self, sms_sid: str, at: float) -> None:
-        # Counted in memory and written with the writer's next batch: a replay (Exotel's GET
-        # after its HEAD) costs no write of its own. Telemetry, so not awaited.
-        if not self._fetches:
+        # Counted in memory and written with the indexer's next step (within INDEX_INTERVAL):
+        # a replay (Exotel's GET after its HEAD) costs no write, nor a batch, of its own.
+        # Telemetry, so not awaited.
+        if not self._fetches and self._indexer is None:
             self._writer.post(self._flush_fetches)
         count, _ = self._fetches.get(sms_sid, (0, 0.0))
         self._fetches[sms_sid] = (count + 1, at)
