@@ -86,6 +86,28 @@ async def test_postgres_one_round_trip_claim_inserts_the_columns_of_a_new_messag
     assert listed.startswith(", ".join(NEW_MESSAGE_COLUMNS) + ", state,")
 
 
+async def test_an_answer_queues_its_reply_once_in_its_own_transaction(store: OpenedStore) -> None:
+    from exosms.store import OutboxWrite
+
+    await store.claim(message("q1"), "me", time.time() + 5)
+    queued = OutboxWrite("+919052161119", "Order 7 is out. -ACME", "1107161234567890123", 1)
+    first = Completion("q1", Result("Order 7 is out. -ACME", "order", "replied"), time.time())
+    first.outbox = queued
+    assert await store.complete(first) == "Order 7 is out. -ACME"
+    other = Completion("q1", Result("something else", "order", "replied"), time.time())
+    other.outbox = OutboxWrite("+919052161119", "something else")
+    assert await store.complete(other) == "Order 7 is out. -ACME"  # the first answer stands
+    rows = await store.outbox.recent(10)
+    assert [(r.message_sid, r.body, r.template_id, r.parts, r.status) for r in rows] == [
+        ("q1", "Order 7 is out. -ACME", "1107161234567890123", 1, "pending")
+    ]
+    lost = Completion("never-claimed", Result("x", "order", "replied"), time.time())
+    lost.outbox = OutboxWrite("+919052161119", "x")
+    with pytest.raises(ClaimLost):
+        await store.complete(lost)
+    assert len(await store.outbox.recent(10)) == 1  # nothing queued for an answer not stored
+
+
 async def test_a_live_claim_makes_others_wait(store: OpenedStore) -> None:
     expires = time.time() + 5
     await store.claim(message("s2"), "me", expires)

@@ -88,15 +88,11 @@ RETURNING id
 _STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = $1"
 # The answer and its reply queued for the send API in one statement (one round trip, its own
 # transaction): the outbox row only if the answer was ours to store.
-_COMPLETE_AND_QUEUE = """
-WITH done AS (
-    UPDATE messages SET state = 'done', reply = $1, rule = $2, outcome = $3, handler_ms = $4,
-        error = $5, answered_at = $6, reply_encoding = $7, reply_units = $8, reply_parts = $9,
-        dlt_template_id = $10, dlt_reason = $11, guard = $12, refused_reply = $13,
-        claim_owner = NULL, claim_expires = NULL
-    WHERE sms_sid = $14 AND state = 'pending'
-    RETURNING id
-),
+_COMPLETE_AND_QUEUE = "".join(
+    (
+        "WITH done AS (",
+        _COMPLETE,
+        """),
 queued AS (
     INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,
         next_attempt_at, created_at, parts)
@@ -106,7 +102,9 @@ queued AS (
     ON CONFLICT (message_sid) DO NOTHING
 )
 SELECT id FROM done
-"""
+""",
+    )
+)
 _QUEUE = """
 INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,
     next_attempt_at, created_at, parts)
