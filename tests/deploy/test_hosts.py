@@ -92,14 +92,14 @@ def test_a_host_killed_under_load_behind_haproxy_loses_nothing_acknowledged(
         async def client(n: int) -> None:
             # As Exotel does: HEAD then GET for each SMS, in sequence, on one connection.
             async with httpx.AsyncClient(verify=cert.context(), timeout=20) as http:
+                sid = f"hk{n}-{uuid.uuid4().hex[:12]}"
                 while not done.is_set():
-                    sid = f"hk{n}-{uuid.uuid4().hex[:12]}"
                     query = {"SmsSid": sid, "From": "09052161119", "Body": "SLOWECHO k"}
                     try:
                         head = await http.head(f"{front.url}/exotel/sms", params=query)
                         get = await http.get(f"{front.url}/exotel/sms", params=query)
                     except httpx.HTTPError:
-                        continue  # not acknowledged: Exotel would try again
+                        continue  # not acknowledged: Exotel tries again, with the same SmsSid
                     if head.status_code == 200 and get.status_code == 200:
                         acknowledged[sid] = get.content
                         if enough.is_set():
@@ -108,6 +108,7 @@ def test_a_host_killed_under_load_behind_haproxy_loses_nothing_acknowledged(
                                 done.set()
                         elif len(acknowledged) >= KILL_AFTER:
                             enough.set()
+                        sid = f"hk{n}-{uuid.uuid4().hex[:12]}"
 
         async def load() -> None:
             await asyncio.gather(*(client(n) for n in range(CLIENTS)))
