@@ -125,22 +125,27 @@ def test_a_host_killed_under_load_behind_haproxy_loses_nothing_acknowledged(
         killer.join()
     assert len(after_kill) >= MORE_AFTER, "the surviving host stopped answering"
 
-    async def stored() -> tuple[dict[str, str], set[str]]:
+    async def stored() -> tuple[dict[str, str], set[str], dict[str, str]]:
         conn = await asyncpg.connect(pg_database)
         try:
             rows = await conn.fetch(
-                "SELECT sms_sid, reply, takeovers FROM messages"
+                "SELECT sms_sid, reply, takeovers, outcome, error FROM messages"
                 " WHERE state = 'done' AND sms_sid LIKE 'hk%'"
             )
         finally:
             await conn.close()
         taken = {r["sms_sid"] for r in rows if r["takeovers"]}
-        return {r["sms_sid"]: r["reply"] for r in rows}, taken
+        late = {r["sms_sid"]: r["error"] for r in rows if r["outcome"] != "replied"}
+        return {r["sms_sid"]: r["reply"] or "" for r in rows}, taken, late
 
-    rows, taken_over = asyncio.run(stored())
+    rows, taken_over, late = asyncio.run(stored())
     assert [sid for sid in acknowledged if sid not in rows] == []  # 0 acknowledged lost
-    assert all(rows[sid].encode() == body for sid, body in acknowledged.items())
-    assert all(body == f"k ({sid})".encode() for sid, body in acknowledged.items())
+    # Every acknowledged answer is the stored one, byte for byte; each is the handler's
+    # reply, but for one the loaded machine let run past the deadline (its fallback, stored).
+    assert [sid for sid, body in acknowledged.items() if rows[sid].encode() != body] == []
+    wrong = [s for s, b in acknowledged.items() if b != f"k ({s})".encode() and s not in late]
+    assert wrong == [], late
+    assert len(late) <= CLIENTS, late
     # One handler call per SmsSid, but for those the killed host was answering: each of
     # those was retaken by the survivor, which says so in its log and its metrics.
     twice = {sid for sid, count in calls(hosts).items() if count > 1}
