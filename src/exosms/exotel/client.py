@@ -309,9 +309,9 @@ class Client:
         async with self._http.request(
             method, url, data=body, headers=headers, proxy=self._proxy
         ) as answer:
-            body = await answer.read()
+            content = await answer.read()
             retry_after = answer.headers.get("Retry-After")
-            return _Answer(answer.status, answer.reason or "", body, retry_after)
+            return _Answer(answer.status, answer.reason or "", content, retry_after)
 
     def _url(self, endpoint: str) -> str:
         return f"{self.base_url}/v1/Accounts/{self.account_sid}/Sms/{endpoint}"

@@ -38,6 +38,12 @@ for _final in FINAL_DELIVERY:
     _RANK[_final] = 4
 
 
+# Why a row changed state on its own (its last_error): the sweep's notes.
+DIED_NOTE = "the sending process stopped after posting: it may have been sent"
+RESENT_NOTE = "; no status callback came: sent again (unknown_policy = resend)"
+HELD_NOTE = "; no status callback came: held for a person (exosms outbox resend or give-up)"
+
+
 def delivery_rank(status: str | None) -> int:
     return _RANK.get(status or "", 0)
 
@@ -113,6 +119,10 @@ class Outbox:
             "parts": parts,
             "author": author,
         }
+        return await self._insert(values)
+
+    async def _insert(self, values: dict[str, Any]) -> int | None:
+        """The INSERT of :meth:`enqueue`: the new row's id, ``None`` on a repeated SmsSid."""
         try:
             async with self.engine.begin() as conn:
                 result = await conn.execute(insert(outbox).values(**values))
@@ -230,7 +240,7 @@ class Outbox:
                 status=UNKNOWN,
                 next_attempt_at=now + unknown_wait,
                 lease_until=None,
-                last_error="the sending process stopped after posting: it may have been sent",
+                last_error=DIED_NOTE,
             )
         )
         settle = (
@@ -240,12 +250,7 @@ class Outbox:
                 status=PENDING if resend else HELD,
                 next_attempt_at=now,
                 last_error=func.coalesce(outbox.c.last_error, "")
-                + (
-                    "; no status callback came: sent again (unknown_policy = resend)"
-                    if resend
-                    else "; no status callback came: held for a person (exosms outbox resend"
-                    " or give-up)"
-                ),
+                + (RESENT_NOTE if resend else HELD_NOTE),
             )
         )
         with sql_errors():

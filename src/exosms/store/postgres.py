@@ -307,19 +307,21 @@ class PostgresStore(SqlBackedStore):
 
     async def complete(self, completion: Completion) -> str | None:
         c = completion
-        if c.session is None:
-            return await self._complete_at_once(c)
 
         async def work(conn: Any) -> tuple[bool, str | None]:
-            won = await conn.fetchval(_COMPLETE, *c.row())
-            if won is not None:
-                if c.session is not None:
+            if c.session is None and c.outbox is not None:  # the answer and its queued reply
+                queued = c.outbox.row(c.sms_sid, time.time())
+                won = await conn.fetchval(_COMPLETE_AND_QUEUE, *c.row(), *queued)
+            else:
+                won = await conn.fetchval(_COMPLETE, *c.row())
+                if won is not None and c.session is not None:
                     s = c.session
                     await conn.execute(
                         _SAVE_SESSION, s.sender, s.recipient, s.data, s.expires_at, time.time()
                     )
-                if c.outbox is not None:
-                    await conn.execute(_QUEUE, *c.outbox.row(c.sms_sid, time.time()))
+                    if c.outbox is not None:
+                        await conn.execute(_QUEUE, *c.outbox.row(c.sms_sid, time.time()))
+            if won is not None:
                 return True, c.reply
             row = await conn.fetchrow(_STORED_ANSWER, c.sms_sid)
             if row is None or row["state"] != "done":
@@ -328,30 +330,8 @@ class PostgresStore(SqlBackedStore):
             stored: str | None = row["reply"]
             return True, stored
 
-        found, reply = await self._transaction(work)
-        if not found:
-            raise ClaimLost(c.sms_sid)
-        return reply
-
-    async def _complete_at_once(self, c: Completion) -> str | None:
-        """An answer with no session to save, and its reply to queue if any, in one
-        statement; a second read only when another process answered first."""
-
-        async def work(conn: Any) -> tuple[bool, str | None]:
-            if c.outbox is None:
-                won = await conn.fetchval(_COMPLETE, *c.row())
-            else:
-                queued = c.outbox.row(c.sms_sid, time.time())
-                won = await conn.fetchval(_COMPLETE_AND_QUEUE, *c.row(), *queued)
-            if won is not None:
-                return True, c.reply
-            row = await conn.fetchrow(_STORED_ANSWER, c.sms_sid)
-            if row is None or row["state"] != "done":
-                return False, None
-            stored: str | None = row["reply"]  # another process answered first: it stands
-            return True, stored
-
-        found, reply = await self._transaction(work, transaction=False)
+        # Without a session to save the answer is one statement, its own transaction.
+        found, reply = await self._transaction(work, transaction=c.session is not None)
         if not found:
             raise ClaimLost(c.sms_sid)
         return reply

@@ -25,9 +25,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from exosms.store.outbox import (
+    DIED_NOTE,
     HELD,
+    HELD_NOTE,
     PENDING,
     POSTING,
+    RESENT_NOTE,
     SENT,
     UNKNOWN,
     Outbox,
@@ -41,8 +44,9 @@ Submit = Callable[..., Awaitable[Any]]  # GroupCommitWriter.submit(work, *args, 
 _COLUMNS = ", ".join(OutboxRow.__slots__)
 _ENQUEUE = (
     "INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,"
-    " next_attempt_at, created_at, parts, author) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?,"
-    " ?, ?) ON CONFLICT (message_sid) DO NOTHING"
+    " next_attempt_at, created_at, parts, author) VALUES (:message_sid, :to_number, :sender,"
+    " :body, :template_id, :status, :attempts, :next_attempt_at, :created_at, :parts, :author)"
+    " ON CONFLICT (message_sid) DO NOTHING"
 )
 _LEASE_DUE = (  # constant columns, bound values
     "UPDATE outbox SET status = 'sending', lease_until = :until, attempts = attempts + 1"  # noqa: S608
@@ -56,8 +60,7 @@ _LEASE_ONE = (  # constant columns, bound values
 )
 _DIED = (
     "UPDATE outbox SET status = 'unknown', next_attempt_at = :wait, lease_until = NULL,"
-    " last_error = 'the sending process stopped after posting: it may have been sent'"
-    " WHERE status = 'posting' AND lease_until < :now"
+    " last_error = :why WHERE status = 'posting' AND lease_until < :now"
 )
 _SETTLE = (
     "UPDATE outbox SET status = :to, next_attempt_at = :now,"
@@ -70,8 +73,6 @@ _EVENT = (
     "INSERT INTO delivery_events (exotel_sid, outbox_id, status, payload, received_at)"
     " VALUES (?, ?, ?, ?, ?)"
 )
-_RESENT = "; no status callback came: sent again (unknown_policy = resend)"
-_HELD = "; no status callback came: held for a person (exosms outbox resend or give-up)"
 
 
 class SqliteOutbox(Outbox):
@@ -82,19 +83,7 @@ class SqliteOutbox(Outbox):
         super().__init__(engine)
         self._submit = submit
 
-    async def enqueue(
-        self,
-        to: str,
-        body: str,
-        *,
-        message_sid: str | None = None,
-        sender: str | None = None,
-        template_id: str | None = None,
-        parts: int | None = None,
-        author: str | None = None,
-    ) -> int | None:
-        now = time.time()
-        values = (message_sid, to, sender, body, template_id, now, now, parts, author)
+    async def _insert(self, values: dict[str, Any]) -> int | None:
         row_id: int | None = await self._submit(_enqueue, values)
         return row_id
 
@@ -112,17 +101,18 @@ class SqliteOutbox(Outbox):
         return rows[0] if rows else None
 
     async def _set(self, row_id: int, *, only_if: tuple[str, ...] = (), **values: Any) -> bool:
-        # Not durable, but for ``posting`` (see the module's docstring).
-        durable = values.get("status") == POSTING
-        done: bool = await self._submit(_set, row_id, only_if, values, durable=durable)
+        # Not durable (see the module's docstring): ``posting`` is, below.
+        done: bool = await self._submit(_set, row_id, only_if, values, durable=False)
         return done
 
+    async def mark_posting(self, row_id: int) -> None:
+        await self._submit(_set, row_id, (), {"status": POSTING})  # durable: the POST follows
+
     async def sweep(self, now: float, unknown_wait: float, resend: bool) -> tuple[int, int]:
-        why = _RESENT if resend else _HELD
+        why = RESENT_NOTE if resend else HELD_NOTE
         settle = {"to": PENDING if resend else HELD, "now": now, "why": why}
-        counts: tuple[int, int] = await self._submit(
-            _sweep, {"now": now, "wait": now + unknown_wait}, settle, durable=False
-        )
+        died = {"now": now, "wait": now + unknown_wait, "why": DIED_NOTE}
+        counts: tuple[int, int] = await self._submit(_sweep, died, settle, durable=False)
         return counts
 
     async def record_status(
@@ -132,7 +122,7 @@ class SqliteOutbox(Outbox):
         return found
 
 
-def _enqueue(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int | None:
+def _enqueue(conn: sqlite3.Connection, values: dict[str, Any]) -> int | None:
     cursor = conn.execute(_ENQUEUE, values)
     return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
 
