@@ -108,6 +108,40 @@ def test_basic_auth(make_server: Callable[..., ServerProcess]) -> None:
     assert "pa55word" not in proc.log()
 
 
+def test_a_repeat_of_an_answered_sms_sid_is_refused_without_credentials(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    # A repeat is answered from memory, before the app runs (web.protocol): the same checks
+    # hold there, so a caller without the token cannot read an answer given to Exotel.
+    proc = make_server(
+        f'[auth]\ntoken = "{TOKEN}"\nbasic_user = "exotel"\nbasic_password = "pa55word"\n'
+        'allow_ips = ["10.0.0.0/8"]\ntrusted_proxies = ["127.0.0.1/32"]\n'
+    )
+    base = f"{proc.url}/exotel/sms"
+    params = sms("ECHO private")
+    good = {"X-Forwarded-For": "10.1.2.3"}
+    auth = ("exotel", "pa55word")
+    with httpx.Client(timeout=10) as client:  # one kept-alive connection, as Exotel's
+        assert client.get(f"{base}/{TOKEN}", params=params, headers=good, auth=auth).text == (
+            "private"
+        )
+        for url, headers, login, status in [
+            (base, good, auth, 401),
+            (f"{base}/wrong", good, auth, 401),
+            (f"{base}/{TOKEN}", good, None, 401),
+            (f"{base}/{TOKEN}", good, ("exotel", "nope"), 401),
+            (f"{base}/{TOKEN}", {"X-Forwarded-For": "192.0.2.7"}, auth, 403),
+        ]:
+            for method in ("HEAD", "GET"):
+                answer = client.request(method, url, params=params, headers=headers, auth=login)
+                assert answer.status_code == status, (url, headers, login, method)
+                assert b"private" not in answer.content
+        again = client.head(f"{base}/{TOKEN}", params=params, headers=good, auth=auth)
+        assert (again.status_code, again.headers["content-length"]) == (200, "7")
+    health = httpx.get(f"{proc.url}/healthz", headers=good)
+    assert health.headers["x-exosms-refused-requests"] == "10"  # each counted once
+
+
 def test_ip_allowlist_with_and_without_a_trusted_proxy(
     make_server: Callable[..., ServerProcess],
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import socket
 import time
 import uuid
 from urllib.parse import quote, urlencode
@@ -88,6 +89,58 @@ def test_head_then_get_calls_the_handler_once_and_returns_the_same_bytes(
     assert head.headers_without_date() == first.headers_without_date()
     assert first.headers_without_date() == again.headers_without_date()
     assert server.calls(the_sid) == [the_sid]
+
+
+def read_answers(sock: socket.socket, methods: str) -> list[bytes]:
+    """The answers to ``methods`` (one letter each: H for HEAD, G for GET) read off one
+    kept-alive connection, each as its exact bytes."""
+    data = b""
+    answers: list[bytes] = []
+    sock.settimeout(10)
+    while len(answers) < len(methods):
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            head = data[: end + 4]
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            size = len(head) + (0 if methods[len(answers)] == "H" else length)
+            if len(data) >= size:
+                answers.append(data[:size])
+                data = data[size:]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(answers)} answers"
+        data += chunk
+    return answers
+
+
+def without_date(answer: bytes) -> bytes:
+    return b"\r\n".join(line for line in answer.split(b"\r\n") if not line.startswith(b"date:"))
+
+
+def test_repeats_on_one_kept_alive_connection_are_the_same_bytes(server: ServerProcess) -> None:
+    # Exotel's GET after its HEAD is answered from memory, before any task starts
+    # (web.protocol): byte for byte what the first answer was, in order when pipelined.
+    the_sid = sid()
+    target_ = sms("ECHO once", the_sid)
+    get = f"GET {target_} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(get.replace(b"GET", b"HEAD", 1))
+        (head,) = read_answers(sock, "H")
+        sock.sendall(get)
+        (first,) = read_answers(sock, "G")
+        sock.sendall(get + get.replace(b"GET", b"HEAD", 1) + get)  # pipelined
+        repeats = read_answers(sock, "GHG")
+    assert first.endswith(b"\r\n\r\nonce")
+    assert without_date(head) + b"once" == without_date(first)
+    assert [without_date(a) for a in repeats] == [
+        without_date(first),
+        without_date(head),
+        without_date(first),
+    ]
+    assert server.calls(the_sid) == [the_sid]
+    closing = request(server.port, "GET", target_, "HTTP/1.0")  # and it closes after
+    assert closing.headers_without_date()[-1] == b"connection: close"
+    assert closing.body == b"once"
 
 
 def test_fifty_concurrent_requests_for_one_sid_call_the_handler_once(

@@ -58,6 +58,10 @@ class Direct:
         await response(scope, receive, send)
 
 
+# A repeat's answer at hand: (scope, the token in the path) -> its body, or None.
+Quick = Callable[[Scope, str | None], bytes | None]
+
+
 class ExosmsApp(Starlette):
     """Starlette, with Exotel's calls answered before the middleware stack and router: the
     applet path, the webhook and the status callbacks skip them (each endpoint turns every
@@ -71,10 +75,12 @@ class ExosmsApp(Starlette):
         applet_path: str,
         metrics: Metrics | None = None,
         direct: Mapping[str, Direct] | None = None,
+        quick: Quick | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self._applet = applet
+        self._quick = quick
         self._applet_path = applet_path
         self._token_prefix = applet_path + "/"
         self._metrics = metrics
@@ -85,6 +91,28 @@ class ExosmsApp(Starlette):
             await self._metered(self._metrics, scope, receive, send)
         else:
             await self._route(scope, receive, send)
+
+    def quick_answer(self, scope: Scope) -> bytes | None:
+        """The body of an applet answer that needs no ASGI round (a repeat answered from
+        memory), or ``None``. Called by our HTTP protocol before it starts the app
+        (``web.protocol``); the answer goes out with ``answer_headers`` and status 200."""
+        quick = self._quick
+        if quick is None:
+            return None
+        path: str = scope["path"]
+        token = None
+        if path != self._applet_path:
+            if not path.startswith(self._token_prefix):
+                return None
+            token = path[len(self._token_prefix) :]
+            if "/" in token:
+                return None
+            token = token or None
+        started = time.perf_counter()
+        body = quick(scope, token)
+        if body is not None and self._metrics is not None:
+            self._metrics.request("applet", 200, time.perf_counter() - started)
+        return body
 
     async def _metered(self, metrics: Metrics, scope: Scope, receive: Receive, send: Send) -> None:
         """Route, counting the request by endpoint and status, and timing its answer."""
@@ -208,6 +236,7 @@ def create_app(
         applet,
         settings.applet_path,
         metrics,
+        quick=applet.quick,
         direct={
             "/exotel/webhook": Direct(webhook, frozenset({"POST"})),
             "/exotel/status": Direct(status, frozenset({"GET", "POST"})),

@@ -107,6 +107,10 @@ class Gatekeeper:
             self.refused += 1
         return refusal
 
+    def allows(self, scope: Scope, path_token: str | None) -> bool:
+        """Whether :meth:`check` would let the request through (nothing counted)."""
+        return self._check(scope, path_token, True) is None
+
     def _check(self, scope: Scope, path_token: str | None, basic: bool) -> Refusal | None:
         if self._allow and not _in(self.client_address(scope), self._allow):
             return Refusal(403, "address not allowed")

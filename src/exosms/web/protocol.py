@@ -13,7 +13,9 @@ contract. This protocol adds, per connection:
   address (a trusted proxy's own connections aside), so one slow client cannot fill them;
 - a refused request's connection closed once the refusal is written, its unread body never
   read;
-- every answer of its own as ``text/plain`` exactly, with a length and a one-line reason.
+- every answer of its own as ``text/plain`` exactly, with a length and a one-line reason;
+- a repeat of a SmsSid the app has answered (Exotel's GET after its HEAD) answered at once,
+  from the app's memory, without starting a task for it (``ExosmsApp.quick_answer``).
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from exosms.config import Settings
+from exosms.exotel.applet import answer_headers
+
+log = logging.getLogger("exosms.http")
 
 _REASONS = {
     400: b"Bad Request",
@@ -215,7 +225,42 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         self._running = cycle
-        super()._start_asgi_task(cycle, app)
+        if not self._answered_at_once(cycle, getattr(app, "quick_answer", None)):
+            super()._start_asgi_task(cycle, app)
+
+    def _answered_at_once(
+        self, cycle: RequestResponseCycle, quick: Callable[[Any], bytes | None] | None
+    ) -> bool:
+        """Answer a request the app has the answer for at hand (``ExosmsApp.quick_answer``:
+        Exotel's GET after its HEAD) here, with no task and no ASGI messages, in the bytes
+        ``RequestResponseCycle.send`` would write for it."""
+        if quick is None or cycle.waiting_for_100_continue or self.transport.is_closing():
+            return False
+        for name, value in cycle.scope["headers"]:
+            if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+                return False  # a body follows: the usual way answers and stops reading it
+        try:
+            body = quick(cycle.scope)
+        except Exception:  # a fault here must not be the connection's: go the usual way
+            log.exception("answering a repeat at once failed")
+            return False
+        if body is None:
+            return False
+        content = [STATUS_LINE[200]]
+        for name, value in (*cycle.default_headers, *answer_headers(body)):
+            content += [name, b": ", value, b"\r\n"]
+        if not cycle.keep_alive:
+            content.append(b"connection: close\r\n")
+        content.append(b"\r\n")
+        if cycle.scope["method"] != "HEAD":
+            content.append(body)
+        cycle.response_started = cycle.response_complete = True
+        cycle.more_body = False  # nothing more is read for it (it has no body)
+        self.transport.write(b"".join(content))
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()
+        return True
 
     def on_response_complete(self) -> None:
         cycle = self.cycle
