@@ -108,6 +108,62 @@ async def test_an_answer_queues_its_reply_once_in_its_own_transaction(store: Ope
     assert len(await store.outbox.recent(10)) == 1  # nothing queued for an answer not stored
 
 
+async def test_a_claim_and_its_answer_in_one_call(store: OpenedStore) -> None:
+    from exosms.guards import OPT_OUT, GuardQuery, GuardState
+    from exosms.store import OutboxWrite
+
+    seen: list[GuardState | None] = []
+
+    def finish(state: GuardState | None) -> Completion:
+        seen.append(state)
+        answered = Completion("one1", Result("Shop opens at 10. -ACME", "hours", "replied"), 1.0)
+        answered.outbox = OutboxWrite("+919052161119", "Shop opens at 10. -ACME")
+        return answered
+
+    claim, completion = await store.claim_and_complete(
+        message("one1", "HOURS"), "me", time.time() + 5, GuardQuery(None, 300), finish
+    )
+    assert claim.status is ClaimStatus.CLAIMED and claim.reply == "Shop opens at 10. -ACME"
+    assert completion is not None and completion.result.rule == "hours"
+    assert len(seen) == 1 and seen[0] is not None and seen[0].opted_out is False
+    stored = await store.lookup("one1")
+    assert stored is not None and (stored.state, stored.reply) == ("done", claim.reply)
+    assert [r.message_sid for r in await store.outbox.recent(10)] == ["one1"]
+    # Asked again (a retry, another process): the stored answer, nothing worked out again.
+    again, nothing = await store.claim_and_complete(
+        message("one1", "HOURS"), "other", time.time() + 5, None, finish
+    )
+    assert (again.status, again.reply, nothing, len(seen)) == (
+        ClaimStatus.ANSWERED,
+        "Shop opens at 10. -ACME",
+        None,
+        1,
+    )
+
+    # The guards' change is made in the same write, before finish sees the standing.
+    def confirm(state: GuardState | None) -> Completion:
+        seen.append(state)
+        return done("one2", "You will get no more SMS.")
+
+    stopped, _ = await store.claim_and_complete(
+        message("one2", "STOP"), "me", time.time() + 5, GuardQuery(OPT_OUT, 300), confirm
+    )
+    assert stopped.status is ClaimStatus.CLAIMED
+    assert seen[-1] is not None and (seen[-1].opted_out, seen[-1].opt_changed) == (True, True)
+    assert [o.sender for o in await store.list_optouts()] == ["+919052161119"]
+
+    def broken(state: GuardState | None) -> Completion:
+        raise ValueError("no such template")
+
+    # A failure in working it out is raised; the claim stays, the owner's to take again.
+    with pytest.raises(ValueError, match="no such template"):
+        await store.claim_and_complete(message("one3"), "me", time.time() + 5, None, broken)
+    pending = await store.lookup("one3")
+    assert pending is not None and pending.state == "pending"
+    retaken = await store.claim(message("one3"), "me", time.time() + 5)
+    assert retaken.status is ClaimStatus.CLAIMED
+
+
 async def test_a_live_claim_makes_others_wait(store: OpenedStore) -> None:
     expires = time.time() + 5
     await store.claim(message("s2"), "me", expires)

@@ -31,8 +31,10 @@ from exosms.store.base import (
     ClaimLost,
     ClaimStatus,
     Completion,
+    Finish,
     NewMessage,
     StoreUnavailable,
+    claim_then_complete,
 )
 from exosms.store.errors import describe
 from exosms.store.schema import insert_pending
@@ -241,6 +243,17 @@ class PostgresStore(SqlBackedStore):
             except _UNAVAILABLE as error:
                 raise StoreUnavailable(f"database write failed: {describe(error)}") from None
         raise AssertionError("unreachable")
+
+    async def claim_and_complete(
+        self,
+        message: NewMessage,
+        owner: str,
+        expires: float,
+        guard: GuardQuery | None,
+        finish: Finish,
+    ) -> tuple[Claim, Completion | None]:
+        # Two round trips, as for a handler's answer: the claim's function, then the answer.
+        return await claim_then_complete(self, message, owner, expires, guard, finish)
 
     async def claim(
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None

@@ -6,7 +6,7 @@ transaction and commits once: many requests share one fsync (group commit), and 
 is durable before its future resolves. Reads use SQLAlchemy over aiosqlite, concurrently
 with the writer (WAL readers never block the writer).
 
-Why one module (about 450 lines): the writer thread, its group commit and the statements it
+Why one module (about 500 lines): the writer thread, its group commit and the statements it
 runs (claims, answers, guard counts) are one unit: the durability of every answer depends
 on all three, and the fault suite tests them as one.
 """
@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from queue import Empty, SimpleQueue
 from typing import Any
 
@@ -33,6 +33,7 @@ from exosms.store.base import (
     ClaimLost,
     ClaimStatus,
     Completion,
+    Finish,
     NewMessage,
     StoreUnavailable,
 )
@@ -185,6 +186,26 @@ def _complete(conn: sqlite3.Connection, c: Completion) -> tuple[bool, str | None
     # that every request for this SmsSid gets the same bytes.
     stored: str | None = row[1]
     return True, stored
+
+
+def _claim_and_complete(
+    conn: sqlite3.Connection,
+    m: NewMessage,
+    owner: str,
+    expires: float,
+    guard: GuardQuery | None,
+    finish: Finish,
+) -> tuple[Claim, Completion | None] | BaseException:
+    claim = _claim(conn, m, owner, expires, guard)
+    if claim.status is not ClaimStatus.CLAIMED:
+        return claim, None
+    try:
+        completion = finish(claim.guard)
+    except Exception as error:  # a fault in working it out is not the batch's
+        return error
+    found, reply = _complete(conn, completion)
+    assert found, "the row claimed in this transaction is there to complete"
+    return replace(claim, reply=reply), completion
 
 
 def _release(conn: sqlite3.Connection, sms_sids: list[str], owner: str) -> None:
@@ -443,6 +464,22 @@ class SqliteStore(SqlBackedStore):
             _claim, message, owner, expires, guard, durable=False
         )
         return result
+
+    async def claim_and_complete(
+        self,
+        message: NewMessage,
+        owner: str,
+        expires: float,
+        guard: GuardQuery | None,
+        finish: Finish,
+    ) -> tuple[Claim, Completion | None]:
+        # One write: the message, its claim, the guards' counts and the answer commit
+        # together, with one fsync, and one crossing to the writer thread and back.
+        # An exception finish raised comes back as the write's result, and is raised here.
+        done: tuple[Claim, Completion | None] = await self._writer.submit(
+            _claim_and_complete, message, owner, expires, guard, finish
+        )
+        return done
 
     async def complete(self, completion: Completion) -> str | None:
         found, reply = await self._writer.submit(_complete, completion)
