@@ -14,10 +14,11 @@ no longer works on is released. Claims stay this process's own while it renews i
 only a claim whose owner stopped renewing may be taken over (the owner died), the one case
 in which a handler may run twice.
 
-Why one module (about 450 lines): the claim, the completion, the answers kept while the
+Why one module (about 500 lines): the claim, the completion, the answers kept while the
 database is down and the lease are one protocol with one set of invariants (exactly once,
-durable before the answer); the answer cache, the handler runner and the DLT gate are apart
-(``answers``, ``handlers``, ``gate``).
+durable before the answer); the answer cache, the handler runner, the DLT gate and the
+answers worked out inside the claim's write are apart (``answers``, ``handlers``, ``gate``,
+``fixed_answers``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from typing import Any, TypeVar
 
 from exosms.answers import Answer, AnswerCache, answer
 from exosms.exotel.applet import AppletRequest, parse_exotel_date
+from exosms.fixed_answers import fixed_finish
 from exosms.gate import DltGate
-from exosms.guards import DISPATCH, OPT_IN, OPT_OUT, Decision, Guards, GuardState
+from exosms.guards import DISPATCH, OPT_IN, OPT_OUT, Decision, GuardQuery, Guards, GuardState
 from exosms.handlers import HandlerRunner
 from exosms.metrics import Metrics
 from exosms.numbers import normalise
@@ -47,9 +49,11 @@ from exosms.sms import IncomingSms, Session
 from exosms.store.base import (
     OWNER_LEASE,
     AnswerPending,
+    Claim,
     ClaimLost,
     ClaimStatus,
     Completion,
+    Finish,
     NewMessage,
     OutboxWrite,
     SessionWrite,
@@ -311,16 +315,12 @@ class ReplyEngine:
         if sid in self._doubtful and self._releasing is not None:
             await asyncio.wait((self._releasing,), timeout=self.deadline)
         self._doubtful.discard(sid)  # claimed again below: our own claim is simply retaken
+        finish = fixed_finish(
+            self.router, sms, guard_query, self.guards, self.gate, self.fallback, queue_reply
+        )
         while True:
             expires = time.time() + self.deadline + CLAIM_GRACE
-            try:
-                claim = await self._bounded(
-                    self.store.claim(message, self.owner, expires, guard_query),
-                    min(budget, time.monotonic() + self.deadline),
-                )
-            except StoreUnavailable:
-                self._doubtful.add(sid)  # the claim may have been stored: let it go later
-                raise
+            claim, completed = await self._claim(message, expires, guard_query, finish, budget)
             if claim.status is ClaimStatus.ANSWERED:
                 return self._replayed(claim.reply)
             if claim.status is ClaimStatus.CLAIMED:
@@ -334,6 +334,8 @@ class ReplyEngine:
             log.warning("sid=%s taken over from a process whose lease ran out", sid)
             if self.metrics is not None:
                 self.metrics.retaken()
+        if completed is not None:
+            return self._answered(sid, claim.reply, completed.result)
         try:
             decision = DISPATCH
             if self.guards is not None and guard_query is not None and claim.guard is not None:
@@ -361,6 +363,34 @@ class ReplyEngine:
             else:
                 self._doubtful.add(sid)
             raise
+        if self.metrics is not None:
+            self.metrics.answered(result)
+        return answer(reply, result.outcome)
+
+    async def _claim(
+        self,
+        message: NewMessage,
+        expires: float,
+        guard_query: GuardQuery | None,
+        finish: Finish | None,
+        budget: float,
+    ) -> tuple[Claim, Completion | None]:
+        """Claim the SmsSid; with ``finish`` (no user code makes the answer), store the
+        answer in the same write."""
+        until = min(budget, time.monotonic() + self.deadline)
+        try:
+            if finish is None:
+                call = self.store.claim(message, self.owner, expires, guard_query)
+                return await self._bounded(call, until), None
+            both = self.store.claim_and_complete(message, self.owner, expires, guard_query, finish)
+            return await self._bounded(both, until)
+        except Exception:
+            self._doubtful.add(message.sms_sid)  # the claim may be stored: let it go later
+            raise
+
+    def _answered(self, sid: str, reply: str | None, result: Result) -> Answer:
+        if result.outcome == Outcome.SUPPRESSED:
+            log.info("sid=%s no reply: %s", sid, result.guard)
         if self.metrics is not None:
             self.metrics.answered(result)
         return answer(reply, result.outcome)

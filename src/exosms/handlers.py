@@ -139,6 +139,20 @@ class HandlerRunner:
         return finished
 
 
+def fixed_result(rule: Rule, sms: IncomingSms, match: Match, fallback: str | None) -> Result | None:
+    """What ``rule``'s :class:`~exosms.routing.Fixed` reply is for ``sms``, worked out at
+    once; ``None`` when it is no fixed reply or failed (the usual run then reports it)."""
+    fixed = rule.fixed
+    if fixed is None:
+        return None
+    started = time.perf_counter()
+    try:
+        value = fixed.render(sms, match)
+    except Exception:
+        return None
+    return _returned(value, sms, rule.name, (time.perf_counter() - started) * 1000, fallback)
+
+
 def _returned(
     value: Any, sms: IncomingSms, rule: str, elapsed_ms: float, fallback: str | None
 ) -> Result:

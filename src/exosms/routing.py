@@ -92,6 +92,20 @@ class Scope:
         return self.state is None or self.state == other.state
 
 
+class Fixed:
+    """A handler that runs no user code: its reply follows from the message and the match
+    alone, at once (a rules file's ``reply`` or ``no_reply``). The engine may work such a
+    reply out inside the claim's own write, so that the SMS costs one write, not two."""
+
+    def __init__(self, name: str, render: Callable[[IncomingSms, Match], str | None]) -> None:
+        self.__name__ = name
+        self.render = render
+
+    async def __call__(self, sms: IncomingSms, match: Match) -> str | None:
+        """The reply, as any handler gives it (simulations, ``/api/try``)."""
+        return self.render(sms, match)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One registered rule: its position, name, handler and how it matches."""
@@ -109,6 +123,11 @@ class Rule:
     def keyword(self) -> str | None:
         """The rule's first keyword (``None`` for a regex or catch-all rule)."""
         return self.keywords[0] if self.keywords else None
+
+    @property
+    def fixed(self) -> Fixed | None:
+        """The handler, when it runs no user code (a :class:`Fixed` reply)."""
+        return self.handler if isinstance(self.handler, Fixed) else None
 
     @property
     def is_catch_all(self) -> bool:
@@ -133,6 +152,7 @@ class Router:
         self._index: RegexIndex[Rule] | None = None  # of the regexes, built at first use
         self._default: Rule | None = None
         self._sessions = sessions
+        self._fixed = 0  # rules whose reply runs no user code
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -144,6 +164,11 @@ class Router:
     def uses_sessions(self) -> bool:
         """Whether any rule reads or sets conversation state."""
         return self._sessions or any(r.scope.state is not None for r in self.rules)
+
+    @property
+    def has_fixed_rules(self) -> bool:
+        """Whether some rule's reply runs no user code (:class:`Fixed`)."""
+        return self._fixed > 0 or (self._default is not None and self._default.fixed is not None)
 
     def keyword(
         self,
@@ -253,7 +278,7 @@ class Router:
             index=index,
             name=name or str(getattr(handler, "__name__", "handler")),
             handler=handler,
-            is_async=inspect.iscoroutinefunction(handler),
+            is_async=isinstance(handler, Fixed) or inspect.iscoroutinefunction(handler),
             keywords=keywords,
             pattern=pattern,
             only_keyword=only_keyword,
@@ -265,6 +290,7 @@ class Router:
 
     def _place(self, rule: Rule) -> None:
         self._rules.append(rule)
+        self._fixed += rule.fixed is not None
         if rule.keywords:
             for word in rule.keywords:
                 self._keywords.setdefault(word.casefold(), []).append(rule)

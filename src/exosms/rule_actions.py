@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exosms.routing import Handler
+from exosms.routing import Fixed, Handler
 from exosms.rule_table import RuleTable
 from exosms.sms import IncomingSms, Match, Reply
 from exosms.upstream import Upstream, UpstreamError
@@ -101,13 +101,20 @@ def handler_for(table: RuleTable, context: RulesContext) -> Handler:
         async def no_reply(sms: IncomingSms, match: Match) -> None:
             return None
 
+        if table.set_state is None:  # no session to note: no user code, one write
+            return Fixed("no_reply", lambda sms, match: None)
         return _with_state(table, no_reply)
     if table.reply is not None:
         template = table.reply
 
-        async def reply(sms: IncomingSms, match: Match) -> str:
+        def render(sms: IncomingSms, match: Match) -> str:
             return template.format_map(variables(sms, match, timezone))
 
+        async def reply(sms: IncomingSms, match: Match) -> str:
+            return render(sms, match)
+
+        if table.set_state is None:
+            return Fixed("reply", render)
         return _with_state(table, reply)
     if table.handler is not None:
         target = import_handler(table.handler)
