@@ -44,8 +44,8 @@ from exosms.metrics import Metrics
 from exosms.numbers import normalise
 from exosms.outcomes import Outcome
 from exosms.result import Result, clean_reply
-from exosms.routing import Router
-from exosms.sms import IncomingSms, Session
+from exosms.routing import Router, Rule
+from exosms.sms import IncomingSms, Match, Session
 from exosms.store.base import (
     OWNER_LEASE,
     AnswerPending,
@@ -315,9 +315,14 @@ class ReplyEngine:
         if sid in self._doubtful and self._releasing is not None:
             await asyncio.wait((self._releasing,), timeout=self.deadline)
         self._doubtful.discard(sid)  # claimed again below: our own claim is simply retaken
-        finish = fixed_finish(
-            self.router, sms, guard_query, self.guards, self.gate, self.fallback, queue_reply
-        )
+        router = self.router  # one router for the whole request, even if rules reload
+        found = None  # routed before the claim: the rule picked, handed on to the handler
+        finish = None
+        if router.has_fixed_rules and not router.uses_sessions:
+            found = router.route(sms, None)
+            finish = fixed_finish(
+                found, sms, guard_query, self.guards, self.gate, self.fallback, queue_reply
+            )
         while True:
             expires = time.time() + self.deadline + CLAIM_GRACE
             claim, completed = await self._claim(message, expires, guard_query, finish, budget)
@@ -342,7 +347,7 @@ class ReplyEngine:
                 decision = self.guards.decide(sms, guard_query, claim.guard)
             if decision.action == "suppress":
                 log.info("sid=%s no reply: %s", sid, decision.reason)
-            result, sms, _ = await self._work_out(sms, decision)
+            result, sms, _ = await self._work_out(sms, decision, router, found)
         except BaseException:
             self._doubtful.add(sid)  # claimed, but no answer worked out: let it go
             raise
@@ -396,10 +401,15 @@ class ReplyEngine:
         return answer(reply, result.outcome)
 
     async def _work_out(
-        self, sms: IncomingSms, decision: Decision
+        self,
+        sms: IncomingSms,
+        decision: Decision,
+        router: Router | None = None,
+        found: tuple[Rule, Match] | None = None,
     ) -> tuple[Result, IncomingSms, str | None]:
         """The checked reply a guard decision leads to, the message (with its session when
-        the router uses sessions) and the session's state before this message."""
+        the router uses sessions) and the session's state before this message. ``found``:
+        the rule and match ``router`` picked already (it uses no sessions)."""
         if decision.action == "suppress":
             return (
                 Result(None, None, Outcome.SUPPRESSED, guard=decision.reason),
@@ -410,13 +420,13 @@ class ReplyEngine:
             assert decision.outcome is not None
             wanted = Result(decision.reply, decision.rule, decision.outcome)
             return self.gate.check(wanted, None, sms.sms_sid), sms, None
-        router = self.router  # one router for the whole request, even if rules reload
+        router = router or self.router  # one router for the whole request
         state = None
         if router.uses_sessions:
             session = Session(await self.store.load_session(sms.sender, sms.recipient))
             sms = replace(sms, session=session)
             state = session.state
-        result = await self.handlers.run(router, sms, state)
+        result = await self.handlers.run(router, sms, state, found)
         return self.gate.check(result, self.fallback, sms.sms_sid), sms, state
 
     async def try_message(

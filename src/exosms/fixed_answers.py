@@ -16,13 +16,13 @@ from exosms.guards import DISPATCH, GuardQuery, Guards, GuardState
 from exosms.handlers import fixed_result
 from exosms.outcomes import Outcome
 from exosms.result import Result
-from exosms.routing import Router
-from exosms.sms import IncomingSms
+from exosms.routing import Rule
+from exosms.sms import IncomingSms, Match
 from exosms.store.base import Completion, Finish, OutboxWrite
 
 
 def fixed_finish(
-    router: Router,
+    found: tuple[Rule, Match] | None,
     sms: IncomingSms,
     guard_query: GuardQuery | None,
     guards: Guards | None,
@@ -30,11 +30,9 @@ def fixed_finish(
     fallback: str | None,
     queue_reply: bool,
 ) -> Finish | None:
-    """How to work out ``sms``'s answer inside the claim's write, or ``None`` when user code
-    (or a session) makes it: the claim and the answer then go as two writes."""
-    if not router.has_fixed_rules or router.uses_sessions:
-        return None
-    found = router.route(sms, None)
+    """How to work out ``sms``'s answer inside the claim's write from ``found`` (what a
+    router without sessions picked for it), or ``None`` when user code makes it: the claim
+    and the answer then go as two writes."""
     if found is None:
         dispatched = Result(None, None, Outcome.NO_REPLY)
     else:

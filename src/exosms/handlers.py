@@ -55,9 +55,17 @@ class HandlerRunner:
         """Let the handler threads go (a running handler finishes on its own)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, router: Router, sms: IncomingSms, state: str | None) -> Result:
-        """The reply of the handler ``router`` picks for ``sms`` in session ``state``."""
-        found = router.route(sms, state)
+    async def run(
+        self,
+        router: Router,
+        sms: IncomingSms,
+        state: str | None,
+        found: tuple[Rule, Match] | None = None,
+    ) -> Result:
+        """The reply of the handler ``router`` picks for ``sms`` in session ``state`` (or of
+        ``found``, the rule and match it picked already)."""
+        if found is None:
+            found = router.route(sms, state)
         if found is None:
             return Result(None, None, Outcome.NO_REPLY)
         rule, match = found

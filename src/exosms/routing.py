@@ -153,6 +153,7 @@ class Router:
         self._default: Rule | None = None
         self._sessions = sessions
         self._fixed = 0  # rules whose reply runs no user code
+        self._stateful = 0  # rules that require a conversation state (read on every SMS)
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -163,7 +164,7 @@ class Router:
     @property
     def uses_sessions(self) -> bool:
         """Whether any rule reads or sets conversation state."""
-        return self._sessions or any(r.scope.state is not None for r in self.rules)
+        return self._sessions or self._stateful > 0
 
     @property
     def has_fixed_rules(self) -> bool:
@@ -291,6 +292,7 @@ class Router:
     def _place(self, rule: Rule) -> None:
         self._rules.append(rule)
         self._fixed += rule.fixed is not None
+        self._stateful += rule.scope.state is not None
         if rule.keywords:
             for word in rule.keywords:
                 self._keywords.setdefault(word.casefold(), []).append(rule)
