@@ -1,8 +1,10 @@
 """The outbox worker: sends stored SMS through Exotel's API, once each, and records why not.
 
 Every outgoing SMS is stored first (in the :class:`~exosms.store.outbox.Outbox`); this
-worker leases due rows, marks each ``posting`` before its POST, sends it, and marks it sent
-(with Exotel's SmsSid) or failed (with Exotel's reason and code). What Exotel cannot have
+worker leases due rows and sends them a group at a time (up to ``sends_at_once``, never two
+to one customer at once): it marks the group ``posting`` in one durable write before its
+POSTs, posts them together, and marks them sent (with Exotel's SmsSid, again one write) or
+failed (with Exotel's reason and code). What Exotel cannot have
 seen (no connection, 429, 503) is retried later with backoff; what it may have accepted (its
 answer lost) becomes ``unknown``: the status callback settles it, else it is held for a
 person (or resent, by the ``unknown_policy``). The reconciler asks Exotel's SMS details
@@ -16,22 +18,24 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from pydantic import SecretStr
 
 from exosms.config import ExotelSettings
 from exosms.dlt import TemplateRegistry
 from exosms.exotel.callbacks import sign
-from exosms.exotel.client import Client, ExotelError, OutgoingSms
+from exosms.exotel.client import Client, ExotelError, OutgoingSms, SendResult
 from exosms.metrics import Metrics
 from exosms.store.base import StoreUnavailable
-from exosms.store.outbox import Outbox, OutboxRow
+from exosms.store.outbox import Outbox, OutboxRow, Sent
 
 log = logging.getLogger("exosms.outbox")
 
 LEASE_SECONDS = 60.0  # a row being sent is not taken by another worker for this long
 MAX_ATTEMPTS = 8
 BATCH = 50
+SENDS_AT_ONCE = 8  # POSTs in flight together, to different customers
 
 
 class OutboxWorker:
@@ -50,6 +54,7 @@ class OutboxWorker:
         reconcile_after: float = 900.0,
         reconcile_per_minute: int = 30,
         lease_seconds: float = LEASE_SECONDS,
+        sends_at_once: int = SENDS_AT_ONCE,
         metrics: Metrics | None = None,
     ) -> None:
         self.outbox = outbox
@@ -63,6 +68,7 @@ class OutboxWorker:
         self.reconcile_after = reconcile_after
         self.reconcile_per_minute = reconcile_per_minute
         self.lease_seconds = lease_seconds
+        self.sends_at_once = max(1, sends_at_once)
         self._lookups: collections.deque[float] = collections.deque()  # times of look-ups
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -96,12 +102,11 @@ class OutboxWorker:
                 log.warning("outbox: database unavailable: %s", error)
                 self._database_error()
                 rows = []
-            for row in rows:
-                try:
-                    await self.send_row(row)
-                except StoreUnavailable as error:
-                    log.warning("outbox %d: database unavailable: %s", row.id, error)
-                    self._database_error()
+            try:
+                await self.send_rows(rows)
+            except StoreUnavailable as error:
+                log.warning("outbox: database unavailable while sending: %s", error)
+                self._database_error()
             try:
                 if housekeeping:
                     await self.reconcile()
@@ -150,50 +155,86 @@ class OutboxWorker:
             log.info("outbox %d reconciled: %s", row.id, fields.get("Status") or "no status")
 
     async def send_row(self, row: OutboxRow) -> None:
-        sms = OutgoingSms(
-            to=row.to_number,
-            body=row.body,
-            sender=row.sender,
-            template_id=row.template_id,
-            status_callback=self.status_callback,
-            custom_field=sign(row.id, self.signing_key),
-        )
-        try:
-            fields = self.client.prepare(sms)
-        except ExotelError as error:  # refused here, before any POST: final
-            await self.outbox.mark_failed(row.id, str(error))
-            log.warning("outbox %d not sent: %s", row.id, error)
-            self._count("refused")
-            return
-        await self.outbox.mark_posting(row.id)  # durable first: never resent blindly
-        try:
-            result = await self.client.send_prepared(fields)
-        except ExotelError as error:
-            if error.is_ambiguous:
-                wait = time.time() + self.unknown_wait
-                if await self.outbox.mark_unknown(row.id, str(error), wait):
-                    log.warning(
-                        "outbox %d may have been sent: %s; awaiting its callback", row.id, error
-                    )
-                    self._count("unknown")
+        """Send one leased row (``exosms send``)."""
+        await self.send_rows([row])
+
+    async def send_rows(self, rows: Sequence[OutboxRow]) -> None:
+        """Send leased rows, up to ``sends_at_once`` POSTs at a time, never two to one
+        customer at once: a customer's replies leave in the order they were queued."""
+        waiting = list(rows)
+        while waiting:
+            group: list[OutboxRow] = []
+            later: list[OutboxRow] = []
+            numbers: set[str] = set()
+            for row in waiting:
+                if len(group) < self.sends_at_once and row.to_number not in numbers:
+                    group.append(row)
+                    numbers.add(row.to_number)
                 else:
-                    log.info(
-                        "outbox %d: %s, but its status callback came first: sent", row.id, error
-                    )
-                    self._count("sent")
-            elif error.is_retryable and row.attempts < MAX_ATTEMPTS:
-                delay = min(300.0, 2.0**row.attempts)
-                await self.outbox.mark_retry(row.id, str(error), time.time() + delay)
-                self._count("retry")
-                log.warning("outbox %d: %s; again in %.0fs", row.id, error, delay)
-            else:
+                    later.append(row)
+            await self._send_group(group)
+            waiting = later
+
+    async def _send_group(self, group: Sequence[OutboxRow]) -> None:
+        prepared: list[tuple[OutboxRow, dict[str, str]]] = []
+        for row in group:
+            sms = OutgoingSms(
+                to=row.to_number,
+                body=row.body,
+                sender=row.sender,
+                template_id=row.template_id,
+                status_callback=self.status_callback,
+                custom_field=sign(row.id, self.signing_key),
+            )
+            try:
+                prepared.append((row, self.client.prepare(sms)))
+            except ExotelError as error:  # refused here, before any POST: final
                 await self.outbox.mark_failed(row.id, str(error))
-                log.error("outbox %d failed: %s", row.id, error)
-                self._count("failed")
-        else:
-            await self.outbox.mark_sent(row.id, result.sid, fields.get("DltTemplateId"))
-            log.info("outbox %d sent as %s", row.id, result.sid)
+                log.warning("outbox %d not sent: %s", row.id, error)
+                self._count("refused")
+        if not prepared:
+            return
+        # Durable first, one write for the group: never resent blindly. Each row is
+        # ``posting`` only while its own POST is in flight (they go out together).
+        await self.outbox.mark_posting([row.id for row, _ in prepared])
+        answers = await asyncio.gather(*(self._post(fields) for _, fields in prepared))
+        sent: list[Sent] = []
+        for (row, fields), answer in zip(prepared, answers, strict=True):
+            if isinstance(answer, ExotelError):
+                await self._not_sent(row, answer)
+            else:
+                sent.append(Sent(row.id, answer.sid, fields.get("DltTemplateId")))
+        await self.outbox.mark_all_sent(sent)
+        for done in sent:
+            log.info("outbox %d sent as %s", done.row_id, done.exotel_sid)
             self._count("sent")
+
+    async def _post(self, fields: dict[str, str]) -> SendResult | ExotelError:
+        try:
+            return await self.client.send_prepared(fields)
+        except ExotelError as error:
+            return error
+
+    async def _not_sent(self, row: OutboxRow, error: ExotelError) -> None:
+        if error.is_ambiguous:
+            wait = time.time() + self.unknown_wait
+            if await self.outbox.mark_unknown(row.id, str(error), wait):
+                log.warning(
+                    "outbox %d may have been sent: %s; awaiting its callback", row.id, error
+                )
+                self._count("unknown")
+            else:
+                log.info("outbox %d: %s, but its status callback came first: sent", row.id, error)
+                self._count("sent")
+        elif error.is_retryable and row.attempts < MAX_ATTEMPTS:
+            delay = min(300.0, 2.0**row.attempts)
+            await self.outbox.mark_retry(row.id, str(error), time.time() + delay)
+            self._count("retry")
+            log.warning("outbox %d: %s; again in %.0fs", row.id, error, delay)
+        else:
+            await self.outbox.mark_failed(row.id, str(error))
+            log.error("outbox %d failed: %s", row.id, error)
+            self._count("failed")
 
     def _count(self, result: str) -> None:
         if self.metrics is not None:
@@ -254,4 +295,5 @@ def worker_from_settings(
         reconcile_after=exotel.reconcile_after_seconds,
         reconcile_per_minute=exotel.reconcile_per_minute,
         lease_seconds=exotel.send_lease_seconds,
+        sends_at_once=exotel.sends_at_once,
     )

@@ -144,6 +144,13 @@ class ExotelSettings(BaseModel):
         description="How long one process holds an SMS it is sending; past it (the process "
         "died) the SMS is due again if it was not yet posted, and in doubt if it was.",
     )
+    sends_at_once: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="How many SMS one process posts to Exotel together, each to a different "
+        "customer (a customer's replies still leave in order); 1: one after another.",
+    )
     unknown_policy: Literal["hold", "resend"] = Field(
         "hold",
         description="An SMS whose send may have reached Exotel (its answer was lost) and that "

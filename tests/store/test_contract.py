@@ -413,6 +413,31 @@ async def test_outbox_leases_rows_once_and_records_status(store: OpenedStore) ->
     assert [e["SmsSid"] for e in await box.unknown_events()] == ["elsewhere", "unknown"]
 
 
+async def test_outbox_marks_a_group_posting_then_sent_in_one_write_each(
+    store: OpenedStore,
+) -> None:
+    from exosms.store.outbox import Sent
+
+    box = store.outbox
+    ids = [await box.enqueue(f"+9190000001{n:02d}", f"group {n}") for n in range(3)]
+    first, second, third = await box.lease_due(10, 60)
+    await box.mark_posting([first.id, second.id])
+    statuses = [(await box.get(i)) for i in ids if i is not None]
+    assert [r.status for r in statuses if r is not None] == ["posting", "posting", "sending"]
+    await box.mark_all_sent([])  # nothing: no write, no error
+    await box.mark_all_sent(
+        [Sent(first.id, "exo-a", "1107161234567890123"), Sent(second.id, "exo-b", None)]
+    )
+    done = [await box.get(i) for i in ids if i is not None]
+    assert [(r.status, r.exotel_sid, r.template_id) for r in done if r is not None] == [
+        ("sent", "exo-a", "1107161234567890123"),
+        ("sent", "exo-b", None),
+        ("sending", None, None),
+    ]
+    # Each sent row is found by its own SmsSid when its callback comes.
+    assert await box.record_status({"SmsSid": "exo-b", "Status": "sent"}) == second.id
+
+
 async def test_a_late_reply_is_recorded_on_the_message(store: OpenedStore) -> None:
     await store.claim(message("late1"), "me", time.time() + 5)
     await store.record_late_reply("late1", "finally")

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -79,6 +79,15 @@ class OutboxRow:
 
 
 _COLUMNS = [outbox.c[name] for name in OutboxRow.__slots__]
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One SMS Exotel accepted: the outbox row, Exotel's SmsSid, the DLT template sent."""
+
+    row_id: int
+    exotel_sid: str
+    template_id: str | None
 
 
 def _row(record: Any) -> OutboxRow:
@@ -190,15 +199,29 @@ class Outbox:
         return bool(done.rowcount)
 
     async def mark_sent(self, row_id: int, exotel_sid: str, template_id: str | None) -> None:
-        await self._set(
-            row_id,
-            status=SENT,
-            exotel_sid=exotel_sid,
-            sent_at=time.time(),
-            lease_until=None,
-            template_id=template_id,
-            last_error=None,
+        await self.mark_all_sent([Sent(row_id, exotel_sid, template_id)])
+
+    async def mark_all_sent(self, sent: Sequence[Sent]) -> None:
+        """Rows Exotel accepted, with its SmsSid and the template sent: one transaction."""
+        if not sent:
+            return
+        now = time.time()
+        many = [{"row": s.row_id, "sid": s.exotel_sid, "template": s.template_id} for s in sent]
+        change = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("row"))
+            .values(
+                status=SENT,
+                exotel_sid=bindparam("sid"),
+                sent_at=now,
+                lease_until=None,
+                template_id=bindparam("template"),
+                last_error=None,
+            )
         )
+        with sql_errors():
+            async with self.engine.begin() as conn:
+                await conn.execute(change, many)
 
     async def mark_retry(self, row_id: int, error: str, at: float) -> None:
         await self._set(
@@ -215,9 +238,13 @@ class Outbox:
             row_id, only_if=(SENDING, POSTING), status=FAILED, last_error=error, lease_until=None
         )
 
-    async def mark_posting(self, row_id: int) -> None:
-        """Durably, before the POST: from now on a crash leaves the row ``unknown``."""
-        await self._set(row_id, status=POSTING)
+    async def mark_posting(self, row_ids: Sequence[int]) -> None:
+        """Durably, before their POSTs (one transaction): from now on a crash leaves these
+        rows ``unknown``."""
+        change = update(outbox).where(outbox.c.id.in_(row_ids)).values(status=POSTING)
+        with sql_errors():
+            async with self.engine.begin() as conn:
+                await conn.execute(change)
 
     async def mark_unknown(self, row_id: int, error: str, wait_until: float) -> bool:
         """The POST's answer was lost. False when its status callback already settled it."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +35,7 @@ from exosms.store.outbox import (
     UNKNOWN,
     Outbox,
     OutboxRow,
+    Sent,
     delivery_rank,
     status_values,
 )
@@ -66,6 +67,11 @@ _SETTLE = (
     "UPDATE outbox SET status = :to, next_attempt_at = :now,"
     " last_error = COALESCE(last_error, '') || :why"
     " WHERE status = 'unknown' AND next_attempt_at <= :now"
+)
+_POSTING = "UPDATE outbox SET status = 'posting' WHERE id = ?"
+_SENT = (
+    "UPDATE outbox SET status = 'sent', exotel_sid = ?, sent_at = ?, lease_until = NULL,"
+    " template_id = ?, last_error = NULL WHERE id = ?"
 )
 _BY_EXOTEL_SID = "SELECT id FROM outbox WHERE exotel_sid = ?"
 _CURRENT = "SELECT status, delivery_status FROM outbox WHERE id = ?"
@@ -105,8 +111,13 @@ class SqliteOutbox(Outbox):
         done: bool = await self._submit(_set, row_id, only_if, values, durable=False)
         return done
 
-    async def mark_posting(self, row_id: int) -> None:
-        await self._submit(_set, row_id, (), {"status": POSTING})  # durable: the POST follows
+    async def mark_posting(self, row_ids: Sequence[int]) -> None:
+        await self._submit(_posting, list(row_ids))  # durable: the POSTs follow
+
+    async def mark_all_sent(self, sent: Sequence[Sent]) -> None:
+        if sent:
+            many = [(s.exotel_sid, time.time(), s.template_id, s.row_id) for s in sent]
+            await self._submit(_sent, many, durable=False)
 
     async def sweep(self, now: float, unknown_wait: float, resend: bool) -> tuple[int, int]:
         why = RESENT_NOTE if resend else HELD_NOTE
@@ -144,6 +155,14 @@ def _set(
         sql += " AND status IN (" + ", ".join("?" * len(only_if)) + ")"
         params += only_if
     return conn.execute(sql, params).rowcount == 1
+
+
+def _posting(conn: sqlite3.Connection, row_ids: list[int]) -> None:
+    conn.executemany(_POSTING, [(row_id,) for row_id in row_ids])
+
+
+def _sent(conn: sqlite3.Connection, many: list[tuple[str, float, str | None, int]]) -> None:
+    conn.executemany(_SENT, many)
 
 
 def _sweep(
