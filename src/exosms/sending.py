@@ -205,8 +205,11 @@ class OutboxWorker:
             else:
                 sent.append(Sent(row.id, answer.sid, fields.get("DltTemplateId")))
         await self.outbox.mark_all_sent(sent)
-        for done in sent:
-            log.info("outbox %d sent as %s", done.row_id, done.exotel_sid)
+        if sent:
+            # One line for the group (a line per SMS cost a sixth of the worker's time).
+            done = ", ".join(f"{s.row_id} as {s.exotel_sid}" for s in sent)
+            log.info("outbox sent %d: %s", len(sent), done)
+        for _ in sent:
             self._count("sent")
 
     async def _post(self, fields: dict[str, str]) -> SendResult | ExotelError:

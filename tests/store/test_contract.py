@@ -420,7 +420,7 @@ async def test_outbox_marks_a_group_posting_then_sent_in_one_write_each(
 
     box = store.outbox
     ids = [await box.enqueue(f"+9190000001{n:02d}", f"group {n}") for n in range(3)]
-    first, second, third = await box.lease_due(10, 60)
+    first, second, _third = await box.lease_due(10, 60)
     await box.mark_posting([first.id, second.id])
     statuses = [(await box.get(i)) for i in ids if i is not None]
     assert [r.status for r in statuses if r is not None] == ["posting", "posting", "sending"]
