@@ -53,3 +53,38 @@ async def test_cold_path_writes_beside_the_writer_thread_all_land(tmp_path: Path
         opted = conn.execute("SELECT COUNT(*) FROM optouts").fetchone()[0]
         attempts = conn.execute("SELECT COUNT(*) FROM login_attempts").fetchone()[0]
     assert (done, queued, opted, attempts) == (400, 150, 150, 150)
+
+
+async def test_a_callback_waits_for_the_disk_only_when_nothing_else_could_make_it_good(
+    tmp_path: Path,
+) -> None:
+    from exosms.store.sqlite import SqliteStore
+
+    url = f"sqlite:///{tmp_path / 'callbacks.db'}"
+    await upgrade_async(url)
+    db = open_database(url, indexing=False)
+    await db.open()
+    try:
+        assert isinstance(db.store, SqliteStore)
+        writer = db.store._writer
+        sent_id, doubt_id = [await db.outbox.enqueue(f"+91905216150{n}", "hi") for n in range(2)]
+        assert sent_id is not None and doubt_id is not None
+        await db.outbox.lease_due(10, 60)
+        await db.outbox.mark_posting([sent_id, doubt_id])
+        await db.outbox.mark_sent(sent_id, "exo-sent", None)
+
+        async def writes(fields: dict[str, str], row_id: int | None) -> int:
+            before = writer.writes
+            await db.outbox.record_status(fields, row_id)
+            return writer.writes - before
+
+        # A sent SMS: its status rides the next fsync (the reconciler would look it up).
+        assert await writes({"SmsSid": "exo-sent", "Status": "sent"}, sent_id) == 1
+        # It settles a send in doubt, or names no SMS: a second, durable write.
+        assert await writes({"SmsSid": "exo-doubt", "Status": "sent"}, doubt_id) == 2
+        assert await writes({"SmsSid": "nobody", "Status": "sent"}, None) == 2
+        rows = {r.id: r for r in await db.outbox.recent(10)}
+        assert (rows[doubt_id].status, rows[doubt_id].exotel_sid) == ("sent", "exo-doubt")
+        assert rows[sent_id].delivery_status == "sent"
+    finally:
+        await db.close()
