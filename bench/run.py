@@ -373,6 +373,10 @@ def main() -> None:
     for suffix, env in versions:
         db = f"sqlite:///bench{suffix.replace('@', '-')}.db"
         targets.append(Target(f"exosms-sqlite{suffix}", [*exosms, "--database", db], env))
+    # The same replies from a rules file (no Python: one write per new SMS), this checkout.
+    rules_env = bench_env | {"EXOSMS_RULES_FILE": str(BENCH / "bench_rules.toml")}
+    rules_db = "sqlite:///bench-rules.db"
+    targets.append(Target("exosms-sqlite-rules", [*exosms[:-2], "--database", rules_db], rules_env))
     for suffix, env in [] if args.no_postgres else versions:
         pg_url = pg_database()
         if pg_url:
