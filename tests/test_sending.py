@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
 
-from exosms.exotel.client import Client
+from exosms.exotel.client import Client, SendResult
 from exosms.sending import OutboxWorker
 from exosms.store import open_database
 from exosms.store.database import Database
@@ -108,3 +108,25 @@ async def test_a_refusal_and_a_lost_answer_in_a_group_touch_only_their_rows(
     accepted = {m["Body"] for m in fake.messages()}
     assert len(accepted) == 5 and failed.body not in accepted
     assert next(r for r in rows if r.status == "unknown").body in accepted
+
+
+class _FailsOnce(Client):
+    """The real client, with a fault of our own (not Exotel's) in one send of the group."""
+
+    async def send_prepared(self, fields: dict[str, str]) -> SendResult:
+        if fields["Body"] == "grouped 2":
+            raise RuntimeError("a bug while sending")
+        return await super().send_prepared(fields)
+
+
+async def test_a_fault_of_ours_mid_group_leaves_that_row_in_doubt_and_the_worker_alive(
+    db: Database, fake: FakeExotelProcess
+) -> None:
+    for n in range(4):
+        await db.outbox.enqueue(f"+91905216160{n}", f"grouped {n}")
+    client = _FailsOnce("acme", "key", "token", base_url=fake.url, sender="ACMEIN")
+    worker = OutboxWorker(db.outbox, client, signing_key=b"test")
+    await _send_all(db, worker)  # does not raise: the other three are sent and recorded
+    rows = {r.body: r for r in await db.outbox.recent(10)}
+    assert [rows[f"grouped {n}"].status for n in range(4)] == ["sent", "sent", "unknown", "sent"]
+    assert "RuntimeError" in (rows["grouped 2"].last_error or "")

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from exosms.config import ExotelSettings
 from exosms.dlt import TemplateRegistry
 from exosms.exotel.callbacks import sign
-from exosms.exotel.client import Client, ExotelError, OutgoingSms, SendResult
+from exosms.exotel.client import Ambiguous, Client, ExotelError, OutgoingSms, SendResult
 from exosms.metrics import Metrics
 from exosms.store.base import StoreUnavailable
 from exosms.store.outbox import Outbox, OutboxRow, Sent
@@ -217,6 +217,9 @@ class OutboxWorker:
             return await self.client.send_prepared(fields)
         except ExotelError as error:
             return error
+        except Exception as error:  # a fault of ours mid-send: it may have gone out
+            log.exception("outbox: unexpected error while sending")
+            return Ambiguous(0, f"unexpected error while sending: {type(error).__name__}")
 
     async def _not_sent(self, row: OutboxRow, error: ExotelError) -> None:
         if error.is_ambiguous:
