@@ -217,13 +217,24 @@ class ReplyEngine:
         A call still running then goes on in the background (its outcome is in doubt: the
         caller treats it as failed) so that a frozen database never holds a request.
         """
-        task = asyncio.ensure_future(call)
-        limit = self.deadline if until is None else until - time.monotonic()
-        done, _ = await asyncio.wait((task,), timeout=max(limit, 0.0))
-        if not done:
-            task.add_done_callback(_consume)
-            raise StoreUnavailable(f"the database did not answer within {max(limit, 0.0):.1f}s")
-        return task.result()
+        # A future (SQLite's writer answers with one) is waited for as it is; a coroutine
+        # runs as a task. Either way a timer wakes the wait: no asyncio.wait, no task for a
+        # future (9.4 against 4.1 us per call).
+        future = call if isinstance(call, asyncio.Future) else asyncio.ensure_future(call)
+        limit = max(self.deadline if until is None else until - time.monotonic(), 0.0)
+        if not future.done():
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            timer = waiter.get_loop().call_later(limit, _wake, waiter)
+            future.add_done_callback(lambda _: _wake(waiter))
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                if not future.done():  # it goes on in the background, its outcome unread
+                    future.add_done_callback(_consume)
+        if not future.done():
+            raise StoreUnavailable(f"the database did not answer within {limit:.1f}s")
+        return future.result()
 
     async def replay(self, sid: str) -> Answer | None:
         """The answer for ``sid`` given or being worked out in this process, if any.
@@ -506,6 +517,11 @@ class ReplyEngine:
         data = json.dumps(session.as_dict(), ensure_ascii=False, default=str)
         ttl = session.ttl if session.ttl is not None else self.session_ttl
         return SessionWrite(sms.sender, sms.recipient, data, time.time() + ttl)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -231,9 +231,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def claim(
+    # claim, complete and claim_and_complete return an awaitable: a coroutine, or (SQLite's
+    # writer) a future, which the engine waits for with a timer and no task of its own.
+
+    def claim(
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
-    ) -> Claim:
+    ) -> Awaitable[Claim]:
         """Store ``message`` and claim its SmsSid, or report who already has it.
 
         With ``guard``, apply its opt-out change and read the sender's standing in the same
@@ -241,21 +244,21 @@ class Store(Protocol):
         """
         ...
 
-    async def complete(self, completion: Completion) -> str | None:
+    def complete(self, completion: Completion) -> Awaitable[str | None]:
         """Record the answer; return the stored reply (another process's if it was first).
 
         Raises :class:`ClaimLost` when there is no message row to complete.
         """
         ...
 
-    async def claim_and_complete(
+    def claim_and_complete(
         self,
         message: NewMessage,
         owner: str,
         expires: float,
         guard: GuardQuery | None,
         finish: Finish,
-    ) -> tuple[Claim, Completion | None]:
+    ) -> Awaitable[tuple[Claim, Completion | None]]:
         """:meth:`claim`, then, when claimed, the answer ``finish`` works out from the
         sender's standing (``Claim.guard``), stored in the same write where the store can
         (SQLite: one transaction, one fsync). For replies that run no user code: ``finish``

@@ -188,6 +188,13 @@ def _complete(conn: sqlite3.Connection, c: Completion) -> tuple[bool, str | None
     return True, stored
 
 
+def _complete_or_lost(conn: sqlite3.Connection, c: Completion) -> str | ClaimLost | None:
+    """:func:`_complete`; no row to complete comes back as :class:`ClaimLost`, raised by the
+    write's future."""
+    found, reply = _complete(conn, c)
+    return reply if found else ClaimLost(c.sms_sid)
+
+
 def _claim_and_complete(
     conn: sqlite3.Connection,
     m: NewMessage,
@@ -457,36 +464,29 @@ class SqliteStore(SqlBackedStore):
                 self._writer.post(self._flush_fetches)
             self._writer.post(index_inbox)
 
-    async def claim(
-        self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
-    ) -> Claim:
-        result: Claim = await self._writer.submit(
-            _claim, message, owner, expires, guard, durable=False
-        )
-        return result
+    # The hot path's three writes return the writer's own future (no coroutine around it),
+    # so that the engine bounds each with a timer instead of a task: about 5 us each.
 
-    async def claim_and_complete(
+    def claim(
+        self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
+    ) -> asyncio.Future[Claim]:
+        return self._writer.submit(_claim, message, owner, expires, guard, durable=False)
+
+    def claim_and_complete(
         self,
         message: NewMessage,
         owner: str,
         expires: float,
         guard: GuardQuery | None,
         finish: Finish,
-    ) -> tuple[Claim, Completion | None]:
+    ) -> asyncio.Future[tuple[Claim, Completion | None]]:
         # One write: the message, its claim, the guards' counts and the answer commit
         # together, with one fsync, and one crossing to the writer thread and back.
-        # An exception finish raised comes back as the write's result, and is raised here.
-        done: tuple[Claim, Completion | None] = await self._writer.submit(
-            _claim_and_complete, message, owner, expires, guard, finish
-        )
-        return done
+        # An exception finish raised comes back as the write's result, and is raised.
+        return self._writer.submit(_claim_and_complete, message, owner, expires, guard, finish)
 
-    async def complete(self, completion: Completion) -> str | None:
-        found, reply = await self._writer.submit(_complete, completion)
-        if not found:
-            raise ClaimLost(completion.sms_sid)
-        stored: str | None = reply
-        return stored
+    def complete(self, completion: Completion) -> asyncio.Future[str | None]:
+        return self._writer.submit(_complete_or_lost, completion)
 
     async def release(self, sms_sids: Sequence[str], owner: str) -> None:
         await self._writer.submit(_release, list(sms_sids), owner, durable=False)
