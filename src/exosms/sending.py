@@ -194,8 +194,8 @@ class OutboxWorker:
                 self._count("refused")
         if not prepared:
             return
-        # Durable first, one write for the group: never resent blindly. Each row is
-        # ``posting`` only while its own POST is in flight (they go out together).
+        # Durable first, one write for the group: never resent blindly. The rows stay
+        # ``posting`` until every answer of the group is in, then are recorded together.
         await self.outbox.mark_posting([row.id for row, _ in prepared])
         answers = await asyncio.gather(*(self._post(fields) for _, fields in prepared))
         sent: list[Sent] = []

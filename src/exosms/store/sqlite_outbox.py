@@ -76,6 +76,7 @@ _SENT = (
     "UPDATE outbox SET status = 'sent', exotel_sid = ?, sent_at = ?, lease_until = NULL,"
     " template_id = ?, last_error = NULL WHERE id = ?"
 )
+_TOUCH_EVENT = "UPDATE delivery_events SET received_at = received_at WHERE id = ?"
 _BY_EXOTEL_SID = "SELECT id FROM outbox WHERE exotel_sid = ?"
 _CURRENT = "SELECT status, delivery_status FROM outbox WHERE id = ?"
 _EVENT = (
@@ -119,7 +120,8 @@ class SqliteOutbox(Outbox):
 
     async def mark_all_sent(self, sent: Sequence[Sent]) -> None:
         if sent:
-            many = [(s.exotel_sid, time.time(), s.template_id, s.row_id) for s in sent]
+            now = time.time()
+            many = [(s.exotel_sid, now, s.template_id, s.row_id) for s in sent]
             await self._submit(_sent, many, durable=False)
 
     async def sweep(self, now: float, unknown_wait: float, resend: bool) -> tuple[int, int]:
@@ -135,8 +137,8 @@ class SqliteOutbox(Outbox):
         recorded: tuple[int | None, int, bool] = await self._submit(
             _record_status, dict(fields), row_id, time.time(), durable=False
         )
-        found, event, in_doubt = recorded
-        if in_doubt:
+        found, event, needs_disk = recorded
+        if needs_disk:
             # It settled an SMS whose send was in doubt, or it names no SMS we know: nothing
             # could make it good after a power cut (the reconciler looks up sent SMS only),
             # so it waits for the disk: its own row rewritten in a durable write.
@@ -210,4 +212,4 @@ def _record_status(
 
 
 def _touch_event(conn: sqlite3.Connection, event: int) -> None:
-    conn.execute("UPDATE delivery_events SET received_at = received_at WHERE id = ?", (event,))
+    conn.execute(_TOUCH_EVENT, (event,))
