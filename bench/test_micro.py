@@ -161,3 +161,46 @@ def test_segment_a_hindi_reply(benchmark) -> None:  # type: ignore[no-untyped-de
 def test_segment_a_long_gsm_reply(benchmark) -> None:  # type: ignore[no-untyped-def]
     text = "Your order 12 has shipped and will reach you in 2 - 3 days. " * 8
     benchmark(segment.__wrapped__, text)
+
+
+@pytest.fixture(scope="module")
+def backlog(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A SQLite outbox with 10,000 replies waiting (a burst the sender is behind on) and
+    20,000 already sent."""
+    import sqlite3
+    import time
+
+    from sqlalchemy import create_engine
+
+    from exosms.store.schema import metadata
+
+    path = tmp_path_factory.mktemp("outbox") / "backlog.db"
+    engine = create_engine(f"sqlite:///{path}")
+    metadata.create_all(engine)
+    engine.dispose()
+    conn = sqlite3.connect(path, isolation_level=None)
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO outbox (message_sid, to_number, sender, body, status, attempts,"
+        " next_attempt_at, created_at) VALUES (?, ?, 'ACMEIN', 'Thank you', ?, 0, ?, ?)",
+        [
+            (f"m{n}", f"+9190{n:08d}", "sent" if n < 20_000 else "pending", now + n / 1e4, now)
+            for n in range(30_000)
+        ],
+    )
+    return conn
+
+
+def test_lease_50_of_10000_waiting_replies(benchmark, backlog) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from exosms.store.sqlite_outbox import _LEASE_DUE, _returning
+
+    due = {"now": time.time() + 10, "until": time.time() + 70, "limit": 50}
+
+    def one() -> None:
+        backlog.execute("BEGIN")
+        assert len(_returning(backlog, _LEASE_DUE, due)) == 50
+        backlog.execute("ROLLBACK")
+
+    benchmark(one)

@@ -413,6 +413,21 @@ async def test_outbox_leases_rows_once_and_records_status(store: OpenedStore) ->
     assert [e["SmsSid"] for e in await box.unknown_events()] == ["elsewhere", "unknown"]
 
 
+async def test_outbox_leases_the_oldest_due_rows_expired_leases_among_them(
+    store: OpenedStore,
+) -> None:
+    box = store.outbox
+    ids = [await box.enqueue(f"+9190000002{n:02d}", f"due {n}") for n in range(6)]
+    # The oldest put off for a minute; the next two taken by a worker whose lease ran out.
+    later = await box.lease_due(1, 60)
+    await box.mark_retry(later[0].id, "Exotel answered 503", time.time() + 60)
+    assert [r.id for r in await box.lease_due(2, -1)] == ids[1:3]
+    # The oldest three due: both whose lease ran out, then the oldest pending one.
+    assert [r.id for r in await box.lease_due(3, 60)] == ids[1:4]
+    assert [r.id for r in await box.lease_due(10, 60)] == ids[4:]
+    assert await box.lease_due(10, 60) == []
+
+
 async def test_outbox_marks_a_group_posting_then_sent_in_one_write_each(
     store: OpenedStore,
 ) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -144,18 +144,24 @@ class Outbox:
     async def lease_due(self, limit: int, lease: float) -> list[OutboxRow]:
         """Take up to ``limit`` rows that are due, marking them ``sending`` for ``lease`` s."""
         now = time.time()
-        due = (
-            select(outbox.c.id)
-            .where(
-                or_(
-                    (outbox.c.status == PENDING) & (outbox.c.next_attempt_at <= now),
-                    (outbox.c.status == SENDING) & (outbox.c.lease_until < now),
-                )
-            )
+        # The first ``limit`` pending rows and the first ``limit`` whose lease ran out, each
+        # read in the due index's order and locked (PostgreSQL; SQLite has one writer
+        # anyway), then the first ``limit`` of the two. One query with ``OR`` sorted every
+        # due row to take 50: 4.8 ms with 9,000 waiting, against 1.5 (bench/README.md).
+        pending, expired = (
+            select(outbox.c.id, outbox.c.next_attempt_at)
+            .where(which)
             .order_by(outbox.c.next_attempt_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
+            .with_for_update(skip_locked=True)
+            .cte(name)
+            for name, which in (
+                ("pending", (outbox.c.status == PENDING) & (outbox.c.next_attempt_at <= now)),
+                ("expired", (outbox.c.status == SENDING) & (outbox.c.lease_until < now)),
+            )
         )
+        both = union_all(select(pending), select(expired)).subquery("due")
+        due = select(both.c.id).order_by(both.c.next_attempt_at).limit(limit)
         # One statement, so taking the rows is atomic on both databases.
         take = (
             update(outbox)

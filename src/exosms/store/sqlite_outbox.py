@@ -52,11 +52,14 @@ _ENQUEUE = (
     " :body, :template_id, :status, :attempts, :next_attempt_at, :created_at, :parts, :author)"
     " ON CONFLICT (message_sid) DO NOTHING"
 )
-_LEASE_DUE = (  # constant columns, bound values
-    "UPDATE outbox SET status = 'sending', lease_until = :until, attempts = attempts + 1"  # noqa: S608
-    " WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= :now)"
-    " OR (status = 'sending' AND lease_until < :now) ORDER BY next_attempt_at LIMIT :limit)"
-    f" RETURNING {_COLUMNS}"
+_LEASE_DUE = (  # constant columns, bound values; each part read in the due index's order
+    "WITH pending AS (SELECT id, next_attempt_at FROM outbox WHERE status = 'pending'"  # noqa: S608
+    " AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit),"
+    " expired AS (SELECT id, next_attempt_at FROM outbox WHERE status = 'sending'"
+    " AND lease_until < :now ORDER BY next_attempt_at LIMIT :limit)"
+    " UPDATE outbox SET status = 'sending', lease_until = :until, attempts = attempts + 1"
+    " WHERE id IN (SELECT id FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired)"
+    f" ORDER BY next_attempt_at LIMIT :limit) RETURNING {_COLUMNS}"
 )
 _LEASE_ONE = (  # constant columns, bound values
     "UPDATE outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1"  # noqa: S608
