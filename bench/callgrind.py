@@ -2,6 +2,7 @@
 counted by callgrind.
 
 Usage:  python3 bench/callgrind.py [--sms 300] [--runs 3] [--compare REV] [--no-bare]
+                                   [--webhook]
 
 Wall-clock benchmarks on a shared 2-core machine move by 10 to 20% between runs; the number
 of instructions an SMS costs does not depend on the neighbours. Each run starts the server
@@ -13,17 +14,23 @@ router; **bare** is bench/run.py's ceiling (bench_apps.bare on uvicorn with http
 uvloop), counted the same way. Background tasks (lease renewal, the indexer, the reload
 watchers) run during the count too, so runs differ by a few per cent: the median of
 ``--runs`` is reported. ``--compare REV`` runs exosms at git revision REV (a temporary
-worktree, this venv) in alternation with today's. Needs valgrind (Debian package
+worktree, this venv) in alternation with today's. ``--webhook`` adds the webhook's whole
+exchange beside the applet (**exosms-webhook**: a form POST per SMS, eight at a time, each
+answered with a reply that the outbox sends to ``exosms fake-exotel``, run outside valgrind,
+whose status callback comes back; counted until every reply is sent with its callback
+recorded). Needs valgrind (Debian package
 `valgrind`); bench/run.py reports these figures too when valgrind is there.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -53,13 +60,67 @@ def control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def one_run(src: Path | None, count: int, *, bare: bool = False) -> float:
+def _exotel_env(fake_port: int, port: int) -> dict[str, str]:
+    """``[exotel]`` pointed at the fake, callbacks back to the server, guards' caps off."""
+    return {
+        "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
+        "EXOSMS_EXOTEL__API_KEY": "key",
+        "EXOSMS_EXOTEL__API_TOKEN": "token",
+        "EXOSMS_EXOTEL__API_URL": f"http://127.0.0.1:{fake_port}",
+        "EXOSMS_EXOTEL__SENDER": "ACMEIN",
+        "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "EXOSMS_GUARDS__REPLIES_PER_10MIN": "0",
+        "EXOSMS_GUARDS__REPLIES_PER_DAY": "0",
+    }
+
+
+def _webhooks(url: str, tag: str, count: int, db: Path) -> None:
+    """``count`` webhook POSTs, eight at a time, then wait until every reply is sent with
+    its status callback recorded."""
+
+    async def post_all() -> None:
+        async with httpx.AsyncClient(timeout=120) as http:
+            for start in range(0, count, 8):
+                forms = [
+                    {"SmsSid": f"{tag}{n}-{uuid.uuid4().hex[:8]}", "From": f"9{n:09d}"}
+                    | {"To": "08039591234", "Body": "ECHO Thank you for your order"}
+                    for n in range(start, min(count, start + 8))
+                ]
+                answers = await asyncio.gather(*(http.post(url, data=f) for f in forms))
+                if any(a.status_code != 200 for a in answers):
+                    raise RuntimeError(f"webhook refused: {answers[0].text!r}")
+
+    asyncio.run(post_all())
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            rows, done = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'sent'"
+                " AND delivery_status IS NOT NULL) FROM outbox"
+            ).fetchone()
+        if done >= rows:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the replies were not all sent with their callback in 10 minutes")
+
+
+def one_run(src: Path | None, count: int, *, bare: bool = False, webhook: bool = False) -> float:
     """Instructions per SMS of one server run (``src``: another checkout's src/; ``bare``:
-    the bare responder instead of exosms)."""
+    the bare responder instead of exosms; ``webhook``: the webhook's whole exchange)."""
     with tempfile.TemporaryDirectory(prefix="exosms-callgrind-") as work:
         port = free_port()
         path = [str(src)] if src is not None else []
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(BENCH)])}
+        fake = None
+        if webhook:
+            fake_port = free_port()
+            fake = subprocess.Popen(
+                [PYTHON, "-m", "exosms", "fake-exotel", "--port", str(fake_port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            env |= _exotel_env(fake_port, port)
         out = f"{work}/callgrind.out"
         command = [c.replace("{port}", str(port)) for c in (BARE if bare else EXOSMS)]
         if not bare:
@@ -79,6 +140,7 @@ def one_run(src: Path | None, count: int, *, bare: bool = False) -> float:
             stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}/exotel/sms"
+        hook = f"http://127.0.0.1:{port}/exotel/webhook"
         try:
             with httpx.Client(timeout=60) as http:
                 deadline = time.monotonic() + 300
@@ -102,16 +164,25 @@ def one_run(src: Path | None, count: int, *, bare: bool = False) -> float:
                     http.head(url, params=query)
                     http.get(url, params=query)
 
-                for n in range(100):
-                    sms(n, "warm")
+                if webhook:
+                    _webhooks(hook, "warm", 48, Path(work) / "bench.db")
+                else:
+                    for n in range(100):
+                        sms(n, "warm")
                 control("-i", "on", str(server.pid))
-                for n in range(count):
-                    sms(n, "count")
+                if webhook:
+                    _webhooks(hook, "count", count, Path(work) / "bench.db")
+                else:
+                    for n in range(count):
+                        sms(n, "count")
                 control("-i", "off", str(server.pid))
                 control("-d", str(server.pid))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(120)
+            if fake is not None:
+                fake.terminate()
+                fake.wait(30)
         total = 0
         for path in Path(work).glob("callgrind.out.*"):
             found = re.search(r"^totals:\s+(\d+)", path.read_text(errors="replace"), re.M)
@@ -130,11 +201,18 @@ def table(results: dict[str, list[float]]) -> str:
         ratio = f"{median / bare:.1f}x" if bare else ""
         listed = ", ".join(f"{v:,.0f}" for v in values)
         lines.append(f"| {name} | {median:,.0f} | {ratio} | {listed} |")
+    for name in [n for n in results if n.startswith("exosms-webhook")]:
+        applet = statistics.median(results[name.replace("exosms-webhook", "exosms")])
+        exchange = statistics.median(results[name])
+        lines.append(f"\n{name}: the whole exchange {exchange / applet:.2f}x the applet's SMS")
     return "\n".join(lines)
 
 
-def measure(runs: int, count: int, compare: str = "", bare: bool = True) -> dict[str, list[float]]:
-    """Instructions per SMS of each version (``bare`` too), ``runs`` times in alternation."""
+def measure(
+    runs: int, count: int, compare: str = "", bare: bool = True, webhook: bool = False
+) -> dict[str, list[float]]:
+    """Instructions per SMS of each version (``bare`` too; with ``webhook`` each version's
+    webhook exchange too), ``runs`` times in alternation."""
     versions: list[tuple[str, Path | None]] = [("exosms", None)]
     worktree = None
     if compare:
@@ -142,12 +220,17 @@ def measure(runs: int, count: int, compare: str = "", bare: bool = True) -> dict
         versions.append((f"exosms@{compare}", worktree / "src"))
     results: dict[str, list[float]] = {"bare": []} if bare else {}
     results |= {name: [] for name, _ in versions}
+    if webhook:
+        results |= {name.replace("exosms", "exosms-webhook"): [] for name, _ in versions}
     try:
         for _ in range(runs):
             if bare:
                 results["bare"].append(one_run(None, count, bare=True))
             for name, src in versions:
                 results[name].append(one_run(src, count))
+                if webhook:
+                    exchange = one_run(src, count, webhook=True)
+                    results[name.replace("exosms", "exosms-webhook")].append(exchange)
             done = ", ".join(f"{name} {values[-1]:,.0f}" for name, values in results.items())
             print(f"instructions per SMS: {done}", file=sys.stderr)
     finally:
@@ -162,8 +245,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--compare", default="")
     parser.add_argument("--no-bare", action="store_true", help="exosms only")
+    parser.add_argument("--webhook", action="store_true", help="the webhook's exchange too")
     args = parser.parse_args()
-    print(table(measure(args.runs, args.sms, args.compare, bare=not args.no_bare)))
+    results = measure(args.runs, args.sms, args.compare, not args.no_bare, args.webhook)
+    print(table(results))
 
 
 if __name__ == "__main__":

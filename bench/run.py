@@ -10,8 +10,9 @@ Starts each server in turn on 127.0.0.1, drives it with wrk and bench/exotel.lua
 bench/exotel_load.py (Exotel's HEAD then GET per SMS on one connection, which wrk cannot
 send), then the webhook path beside the applet path on one SQLite server (bench/webhook.py:
 webhook, send to the fake Exotel, status callback), then counts the instructions per SMS of
-the bare responder and of exosms on SQLite under callgrind (bench/callgrind.py, when valgrind
-is there: the figure that does not move with the neighbours), and writes
+the bare responder and of exosms on SQLite under callgrind, the applet's SMS and the webhook's
+whole exchange (bench/callgrind.py, when valgrind is there: the figure that does not move
+with the neighbours), and writes
 bench/results/<date>.json and .md. Needs wrk (Debian package `wrk`: it is installed when
 missing and this runs as root) and, for the PostgreSQL run, the server at
 $EXOSMS_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test).
@@ -408,7 +409,9 @@ def main() -> None:
                 print(
                     "instructions per SMS (callgrind, bare and exosms-sqlite) ...", file=sys.stderr
                 )
-                data["instructions"] = callgrind.measure(args.repeats, 200, args.compare)
+                data["instructions"] = callgrind.measure(
+                    args.repeats, 200, args.compare, webhook=not args.no_webhook
+                )
             else:
                 print(
                     "  no valgrind (apt-get install valgrind): no instructions per SMS",
@@ -431,7 +434,8 @@ def main() -> None:
         data["instructions"] = instructions
         table += (
             "\n\nInstructions per SMS (bench/callgrind.py: HEAD then GET, 200 SMS, every thread;"
-            " the stable figure on a loaded machine):\n\n" + callgrind.table(instructions)
+            " exosms-webhook: the webhook's whole exchange, eight at a time; the stable figure"
+            " on a loaded machine):\n\n" + callgrind.table(instructions)
         )
     if exchange is not None:
         data["webhook"] = exchange
