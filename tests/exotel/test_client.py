@@ -6,15 +6,12 @@ import asyncio
 import logging
 import socket
 import time
-import urllib.parse
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from fake_exotel import FakeExotelProcess, fake_exotel
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from exosms.dlt import Template, TemplateRegistry
 from exosms.exotel.client import (
@@ -27,7 +24,6 @@ from exosms.exotel.client import (
     OutgoingSms,
     RateLimited,
     Unavailable,
-    form,
 )
 
 TOKEN = "token"
@@ -389,15 +385,3 @@ def test_the_proxy_of_the_environment_is_used_unless_no_proxy_names_exotel(
 
     assert run(go()) == "s1"
     assert lines == [b"POST http://exotel.invalid/v1/Accounts/acme/Sms/send.json HTTP/1.1"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.text(max_size=12), st.text(max_size=40), max_size=8))
-def test_the_form_is_urlencode_byte_for_byte(data: dict[str, str]) -> None:
-    assert form(data) == urllib.parse.urlencode(data).encode()
-
-
-def test_the_form_quotes_what_urlencode_quotes() -> None:
-    fields = {"To": "+919876543210", "Body": "नमस्ते & = ~ a+b%", "From": "ACMEIN", "X": ""}
-    assert form(fields) == urllib.parse.urlencode(fields).encode()
-    assert form(fields).startswith(b"To=%2B919876543210&Body=%E0%A4%A8")

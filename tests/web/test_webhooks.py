@@ -353,6 +353,14 @@ def test_malformed_webhooks_and_callbacks_get_a_4xx_with_a_reason(setup: Setup) 
             400,
             "'SmsSid' contains a NUL character\n",
         ),
+        ("webhook", b"SmsSid=s&From=1&Body=a%00b", {}, 400, "'Body' contains a NUL character\n"),
+        (
+            "status",
+            b"SmsSid=s&Sta%00tus=sent",
+            {},
+            400,
+            "'a field name' contains a NUL character\n",
+        ),
         (
             "webhook",
             b"SmsSid=%FF%FE&From=1",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from urllib.parse import unquote_to_bytes
+
+from exosms.exotel import forms
 
 CONTENT_TYPE = b"text/plain"  # exactly: Exotel's article says "and nothing else"
 SID_MAX_LEN = 128  # Exotel's SmsSids are 32 hex characters; leave room, refuse junk
@@ -40,14 +41,9 @@ class AppletRequest:
 
 
 def _decode(raw: bytes) -> str:
-    # Form encoding: '+' is a space. Invalid %XX stays as typed; invalid UTF-8 becomes U+FFFD.
-    # NUL is replaced too: no SMS carries one, and PostgreSQL text cannot hold it.
-    # find(), not `in`: on Python 3.11 `bytes in bytes` first fails to read it as an int.
-    if raw.find(b"%") >= 0:
-        raw = unquote_to_bytes(raw.replace(b"+", b" "))
-    elif raw.find(b"+") >= 0:
-        raw = raw.replace(b"+", b" ")
-    text = raw.decode("utf-8", errors="replace")
+    # As a form (forms.text); NUL is replaced too: no SMS carries one, and PostgreSQL text
+    # cannot hold it.
+    text = forms.text(raw)
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
@@ -91,6 +87,12 @@ def parse_query(query: bytes, *, max_body_chars: int, max_query_bytes: int) -> A
             if name in values and values[name] != value:
                 raise BadRequest(f"{name} given twice with different values")
             values[name] = value
+    return checked(values, query, max_body_chars=max_body_chars)
+
+
+def checked(values: dict[str, str], query: bytes, *, max_body_chars: int) -> AppletRequest | None:
+    """The applet's fields (``SmsSid, From, To, Date, Body``, decoded) as an SMS, through
+    every check of :func:`parse_query`; ``query``: the raw request, as it is stored."""
     sid = values.get("SmsSid", "")
     if not sid:
         return None

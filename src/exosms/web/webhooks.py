@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from exosms.engine import ReplyEngine
-from exosms.exotel.applet import AppletRequest, BadRequest, parse_query
+from exosms.exotel import forms
+from exosms.exotel.applet import AppletRequest, BadRequest, checked
 from exosms.exotel.callbacks import PREFIX, verify
 from exosms.metrics import Metrics
 from exosms.outcomes import Outcome
@@ -99,9 +99,14 @@ async def _fields(request: Request) -> dict[str, str]:
             _field_text(str(k), "a field name"): _field_text("" if v is None else str(v), str(k))
             for k, v in data.items()
         }
-    # As on the applet path: invalid UTF-8 is kept as replacement characters, not refused.
-    pairs = parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return {_field_text(k, "a field name"): _field_text(v, k) for k, v in pairs}
+    # As on the applet path: invalid UTF-8 is kept as replacement characters, not refused
+    # (so every field is valid Unicode: only a NUL is left to refuse).
+    fields = forms.decode(raw)
+    for name, value in fields.items():
+        if "\x00" in name or "\x00" in value:
+            named = "a field name" if "\x00" in name else name[:40]
+            raise BadRequest(f"{named!r} contains a NUL character")
+    return fields
 
 
 def _as_applet(fields: dict[str, str], max_body_chars: int) -> AppletRequest | None:
@@ -122,8 +127,7 @@ def _as_applet(fields: dict[str, str], max_body_chars: int) -> AppletRequest | N
             "Date": fields.get("DateCreated", fields.get("Date", "")),
             "Body": fields.get("Body", ""),
         }
-    query = urlencode(mapped).encode()
-    return parse_query(query, max_body_chars=max_body_chars, max_query_bytes=10 * MAX_POST_BYTES)
+    return checked(mapped, forms.encode(mapped), max_body_chars=max_body_chars)
 
 
 def webhook_endpoint(
