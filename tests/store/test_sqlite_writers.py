@@ -88,3 +88,31 @@ async def test_a_callback_waits_for_the_disk_only_when_nothing_else_could_make_i
         assert rows[sent_id].delivery_status == "sent"
     finally:
         await db.close()
+
+
+async def test_writes_of_one_turn_of_the_loop_reach_the_writer_together(tmp_path: Path) -> None:
+    from exosms.store.base import StoreUnavailable
+    from exosms.store.sqlite import MAX_BATCH, GroupCommitWriter
+
+    writer = GroupCommitWriter(str(tmp_path / "turns.db"))
+    writer.start()
+
+    def insert(conn: sqlite3.Connection, n: int) -> int:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+        return int(conn.execute("INSERT INTO t VALUES (?)", (n,)).lastrowid or 0)
+
+    # 600 writes submitted in one turn of the loop: handed over together, in two
+    # transactions (at most MAX_BATCH writes each).
+    futures = [writer.submit(insert, n) for n in range(MAX_BATCH + 88)]
+    assert sorted(await asyncio.gather(*futures)) == list(range(1, MAX_BATCH + 89))
+    assert (writer.batches, writer.writes) == (2, MAX_BATCH + 88)
+    # A write posted before stop() lands; one whose turn ends after the writer stopped
+    # fails with a reason: it never hangs.
+    late = writer.submit(insert, -1)
+    writer.post(insert, -2)
+    writer.stop()
+    with pytest.raises(StoreUnavailable, match="writer stopped"):
+        await late
+    with sqlite3.connect(tmp_path / "turns.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == MAX_BATCH + 89
+        assert conn.execute("SELECT COUNT(*) FROM t WHERE n < 0").fetchone()[0] == 1

@@ -296,7 +296,11 @@ class GroupCommitWriter:
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._queue: SimpleQueue[_Write | None] = SimpleQueue()
+        self._queue: SimpleQueue[list[_Write] | None] = SimpleQueue()
+        # Writes submitted in one turn of an event loop, handed over together at its end.
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+        self._lock = threading.Lock()  # a hand-over against the writer's last look
+        self._closed = False
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -323,11 +327,30 @@ class GroupCommitWriter:
             raise StoreUnavailable("the database writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Write(work, args, future, loop, durable))
+        self._add(loop, _Write(work, args, future, loop, durable))
         return future
 
     def post(self, work: Callable[..., Any], *args: Any) -> None:
-        self._queue.put(_Write(work, args, None, None, durable=False))
+        """A write nobody waits for (the indexer, fetch counts), handed over at once: one
+        posted just before :meth:`stop` still lands."""
+        self._queue.put([_Write(work, args, None, None, durable=False)])
+
+    def _add(self, loop: asyncio.AbstractEventLoop, write: _Write) -> None:
+        # One hand-over to the writer per turn of the loop, not one per write: each woke the
+        # writer thread and passed it the GIL, and it took a batch of one.
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append(write)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        writes = self._pending.pop(loop)
+        with self._lock:
+            if not self._closed:
+                self._queue.put(writes)
+                return
+        self._deliver(writes, [StoreUnavailable("the database writer stopped")] * len(writes))
 
     def _run(self) -> None:
         try:
@@ -339,12 +362,14 @@ class GroupCommitWriter:
             return
         self._ready.set()
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
+        batch: list[_Write] = []
+        while batch or not stopping:
+            if not batch:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch = first
+            while not stopping and len(batch) < MAX_BATCH:
                 try:
                     more = self._queue.get_nowait()
                 except Empty:
@@ -352,9 +377,19 @@ class GroupCommitWriter:
                 if more is None:
                     stopping = True
                     break
-                batch.append(more)
+                batch.extend(more)
+            batch, rest = batch[:MAX_BATCH], batch[MAX_BATCH:]
             self._deliver(batch, self._run_batch(conn, batch))
+            batch = rest
         conn.close()
+        with self._lock:
+            self._closed = True
+        left = [*batch]
+        with contextlib.suppress(Empty):
+            while True:
+                more = self._queue.get_nowait()
+                left.extend(more or [])
+        self._deliver(left, [StoreUnavailable("the database writer stopped")] * len(left))
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Write]) -> list[Any]:
         self.batches += 1
