@@ -41,6 +41,7 @@ from pathlib import Path
 
 import httpx
 import revisions
+from webhook import exotel_env
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -58,20 +59,6 @@ def free_port() -> int:
 
 def control(*args: str) -> None:
     subprocess.run(["callgrind_control", *args], check=True, stdout=subprocess.DEVNULL)
-
-
-def _exotel_env(fake_port: int, port: int) -> dict[str, str]:
-    """``[exotel]`` pointed at the fake, callbacks back to the server, guards' caps off."""
-    return {
-        "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
-        "EXOSMS_EXOTEL__API_KEY": "key",
-        "EXOSMS_EXOTEL__API_TOKEN": "token",
-        "EXOSMS_EXOTEL__API_URL": f"http://127.0.0.1:{fake_port}",
-        "EXOSMS_EXOTEL__SENDER": "ACMEIN",
-        "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "EXOSMS_GUARDS__REPLIES_PER_10MIN": "0",
-        "EXOSMS_GUARDS__REPLIES_PER_DAY": "0",
-    }
 
 
 def _webhooks(url: str, tag: str, count: int, db: Path) -> None:
@@ -120,7 +107,7 @@ def one_run(src: Path | None, count: int, *, bare: bool = False, webhook: bool =
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            env |= _exotel_env(fake_port, port)
+            env |= exotel_env(fake_port, port)
         out = f"{work}/callgrind.out"
         command = [c.replace("{port}", str(port)) for c in (BARE if bare else EXOSMS)]
         if not bare:

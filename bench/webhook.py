@@ -80,6 +80,20 @@ def _drive(url: str, connections: int, duration: int, webhook: bool) -> dict[str
     return dict(json.loads(out.stdout))
 
 
+def exotel_env(fake_port: int, port: int) -> dict[str, str]:
+    """``[exotel]`` pointed at the fake, callbacks back to the server, guards' caps off."""
+    return {
+        "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
+        "EXOSMS_EXOTEL__API_KEY": "key",
+        "EXOSMS_EXOTEL__API_TOKEN": "token",
+        "EXOSMS_EXOTEL__API_URL": f"http://127.0.0.1:{fake_port}",
+        "EXOSMS_EXOTEL__SENDER": "ACMEIN",
+        "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "EXOSMS_GUARDS__REPLIES_PER_10MIN": "0",
+        "EXOSMS_GUARDS__REPLIES_PER_DAY": "0",
+    }
+
+
 def _outbox(db: Path) -> tuple[int, int, list[float]]:
     """Rows, rows sent with their callback recorded, and each sent row's seconds to send."""
     with sqlite3.connect(db) as conn:
@@ -100,17 +114,7 @@ def measure(connections: int, duration: int, workdir: Path) -> dict[str, Any]:
         workdir / "fake-exotel.log",
         f"http://127.0.0.1:{fake_port}/_fake/messages",
     )
-    env = {
-        "PYTHONPATH": str(BENCH),
-        "EXOSMS_EXOTEL__ACCOUNT_SID": "acme",
-        "EXOSMS_EXOTEL__API_KEY": "key",
-        "EXOSMS_EXOTEL__API_TOKEN": "token",
-        "EXOSMS_EXOTEL__API_URL": f"http://127.0.0.1:{fake_port}",
-        "EXOSMS_EXOTEL__SENDER": "ACMEIN",
-        "EXOSMS_EXOTEL__PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "EXOSMS_GUARDS__REPLIES_PER_10MIN": "0",
-        "EXOSMS_GUARDS__REPLIES_PER_DAY": "0",
-    }
+    env = {"PYTHONPATH": str(BENCH), **exotel_env(fake_port, port)}
     server_command = [PYTHON, "-m", "exosms", "serve", "--port", str(port)]
     server_command += ["--database", f"sqlite:///{db}", "--app", "bench_apps:router"]
     server = _start(server_command, env, workdir / "server.log", f"http://127.0.0.1:{port}/healthz")
