@@ -288,12 +288,12 @@ def summarise(data: dict[str, Any], connections: list[int]) -> str:
             rps = [r["rps"] for r in runs]
             median = statistics.median(rps)
             base = ceiling.get(str(conns))
-            ratio = median / statistics.median([r["rps"] for r in base]) if base else float("nan")
+            ratio = f"{median / statistics.median([r['rps'] for r in base]):.2f}" if base else ""
             lines.append(
                 f"| {name} | {conns} | {median:,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) | "
                 f"{median / 2:,.0f} | {statistics.median(r['p50'] for r in runs):.2f} | "
                 f"{statistics.median(r['p99'] for r in runs):.2f} | "
-                f"{statistics.median(r['cpu_us'] for r in runs):.0f} | {ratio:.2f} |"
+                f"{statistics.median(r['cpu_us'] for r in runs):.0f} | {ratio} |"
             )
     lines += [
         "",
@@ -309,9 +309,9 @@ def summarise(data: dict[str, Any], connections: list[int]) -> str:
             if not shaped:
                 continue
             base = top.get(str(conns))
-            ratio = shaped["sms_per_s"] / base["sms_per_s"] if base else float("nan")
+            ratio = f"{shaped['sms_per_s'] / base['sms_per_s']:.2f}" if base else ""
             lines.append(
-                f"| {name} | {conns} | {shaped['sms_per_s']:,.0f} | {ratio:.2f} | "
+                f"| {name} | {conns} | {shaped['sms_per_s']:,.0f} | {ratio} | "
                 f"{shaped['p50_ms']:.2f} | {shaped['p99_ms']:.2f} | "
                 f"{shaped['cpu_us_per_sms']:.0f} |"
             )
@@ -387,8 +387,10 @@ def main() -> None:
         Target("fastapi-empty", [*uvicorn, "--factory", "bench_apps:fastapi_app"], get_only=True)
     )
     if args.only:
+        # A name brings its twin at --compare REV with it: `--only exosms-sqlite --compare
+        # REV` runs both.
         wanted = set(args.only.split(","))
-        targets = [t for t in targets if t.name in wanted]
+        targets = [t for t in targets if t.name in wanted or t.name.split("@")[0] in wanted]
     data: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="exosms-bench-") as tmp:
