@@ -217,6 +217,61 @@ def test_sigkill_under_load_loses_no_acknowledged_message(
     _assert_every_200_is_stored(exotel, stored)
 
 
+ECHO_RULES = """
+[[rules]]
+keyword = "ECHO"
+reply = "{rest}"
+"""
+
+
+def test_rules_replies_through_a_crash_are_answered_only_once_stored(
+    cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    """A rules file's replies (no user code: the claim does not wait for the disk, its
+    answer's commit does, and with it the claim's): a crash under load never leaves a 200
+    whose row or bytes are not stored."""
+    proc = serve(tmp_path / "rules", cluster.url, rules=ECHO_RULES)
+    exotel = Exotel()
+    sids: list[str] = []
+    crashed = asyncio.Event()
+
+    async def load() -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            async def client(n: int) -> None:
+                # Until the crash, and as many SMS again after it as before it.
+                while not crashed.is_set() or len(sids) < 2 * crashed_at[0]:
+                    sid = new_sid(f"r{n}")
+                    sids.append(sid)
+                    await exotel.send(http, proc.url, sid, f"ECHO {sid}")
+
+            async def crasher() -> None:
+                await wait_for(lambda: len(exotel.ok()) >= 100, timeout=30)
+                crashed_at[0] = len(sids)
+                cluster.crash()
+                crashed.set()
+                # Down until requests have met it: answered 503, none of them a guess.
+                await wait_for(lambda: len(exotel.ok()) < len(exotel.answers), timeout=30)
+                cluster.start()
+
+            crashed_at = [0]
+            await asyncio.gather(crasher(), *(client(n) for n in range(16)))
+            for sid in sids:  # Exotel retrying what was not answered
+                await exotel.until_answered(http, proc.url, sid, f"ECHO {sid}")
+
+    try:
+        asyncio.run(load())
+        stored = asyncio.run(_stored(cluster.url))
+    finally:
+        proc.stop()
+    first = collections.Counter(exotel.answers[sid][0][0] for sid in sids)
+    print(f"first answers of {len(sids)} rules SMS around a crash: {dict(first)}")
+    assert first[200] >= 100
+    assert len(first) > 1, "no request met the crash: the test did not test"
+    _assert_every_200_is_stored(exotel, stored)
+    assert all(stored[sid][1] == sid for sid in sids), "a stored reply is not the rule's"
+
+
 def test_webhook_replies_are_queued_and_sent_once_through_a_crash(
     cluster: PrivateCluster, tmp_path: Path
 ) -> None:

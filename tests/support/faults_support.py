@@ -16,13 +16,17 @@ from servers import ServerProcess, free_port
 DEADLINE = 1.0  # the servers' reply_deadline here: a request's whole budget is this + 1 s
 
 
-def serve(workdir: Path, database_url: str, **env: str) -> ServerProcess:
+def serve(workdir: Path, database_url: str, rules: str | None = None, **env: str) -> ServerProcess:
+    """`exosms serve` on ``database_url`` with the test handlers, or with ``rules`` (a rules
+    file's TOML, put in the folder's exosms.toml: replies made without user code)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if rules is not None:
+        (workdir / "exosms.toml").write_text(rules)
     return ServerProcess(
         workdir=workdir,
         port=free_port(),
         database_url=database_url,
-        args=["--app", "exosms_test_apps:router"],
+        args=[] if rules is not None else ["--app", "exosms_test_apps:router"],
         env={"EXOSMS_REPLY_DEADLINE": str(DEADLINE), **env},
     ).start()
 

@@ -5,7 +5,10 @@ The hot path (claim, complete) runs on an asyncpg pool, one round trip each for 
 queued reply as one statement; retries, takeovers and sessions take a short transaction),
 and every commit waits for the disk (``synchronous_commit`` is set ``on`` for our connections,
 whatever the server's default): a claim that a crash could lose would let another process
-run the handler again, and an answer is sent only once durable. PostgreSQL's group commit
+run the handler again, and an answer is sent only once durable. One exception: the claim of
+a reply made without user code (a rules file: ``claim_and_complete``) does not wait, since
+losing it only means working the answer out again, and the answer's commit, which waits,
+makes the claim durable too (the WAL is flushed in order). PostgreSQL's group commit
 shares the WAL flushes of concurrent commits. The SmsSid claim is decided by the unique key;
 the reply caps are exact across processes because each claim takes a transaction-scoped
 advisory lock on its sender. Every call is bounded (connect, acquire and statement
@@ -19,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -34,7 +38,6 @@ from exosms.store.base import (
     Finish,
     NewMessage,
     StoreUnavailable,
-    claim_then_complete,
 )
 from exosms.store.errors import describe
 from exosms.store.schema import insert_pending
@@ -49,6 +52,13 @@ _INSERT = insert_pending(lambda i: f"${i}") + " RETURNING id"
 _CLAIM_NEW = """
 SELECT o_claimed, o_opted_out, o_recent, o_day, o_repeats
 FROM exosms_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+"""
+# The same claim committed without waiting for the disk: for an answer worked out with no
+# user code, whose own commit waits for the disk and with it for this one.
+_CLAIM_NEW_UNFLUSHED = """
+SELECT o_claimed, o_opted_out, o_recent, o_day, o_repeats
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed,
+     exosms_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 """
 # The claim's row, its owner's lease, and when the database server started: a lease that ran
 # out while the server itself was down says nothing about its owner.
@@ -252,15 +262,34 @@ class PostgresStore(SqlBackedStore):
         guard: GuardQuery | None,
         finish: Finish,
     ) -> tuple[Claim, Completion | None]:
-        # Two round trips, as for a handler's answer: the claim's function, then the answer.
-        return await claim_then_complete(self, message, owner, expires, guard, finish)
+        # Two round trips, as for a handler's answer (the claim, then the answer), but one
+        # wait for the disk: with no user code between them, a claim lost in a crash only
+        # means the answer is worked out again, and the answer's commit, which waits, makes
+        # the claim's durable too (the WAL is flushed in order).
+        claim = await self._claim(message, owner, expires, guard, flushed=False)
+        if claim.status is not ClaimStatus.CLAIMED:
+            return claim, None
+        completion = finish(claim.guard)
+        stored = await self.complete(completion)
+        return replace(claim, reply=stored), completion
 
     async def claim(
         self, message: NewMessage, owner: str, expires: float, guard: GuardQuery | None = None
     ) -> Claim:
+        return await self._claim(message, owner, expires, guard, flushed=True)
+
+    async def _claim(
+        self,
+        message: NewMessage,
+        owner: str,
+        expires: float,
+        guard: GuardQuery | None,
+        *,
+        flushed: bool,
+    ) -> Claim:
         m = message
         if guard is None or guard.opt_change is None:
-            claimed = await self._claim_new(m, owner, expires, guard)
+            claimed = await self._claim_new(m, owner, expires, guard, flushed=flushed)
             if claimed is not None:
                 return claimed
 
@@ -296,10 +325,17 @@ class PostgresStore(SqlBackedStore):
         return await self._transaction(work)
 
     async def _claim_new(
-        self, m: NewMessage, owner: str, expires: float, guard: GuardQuery | None
+        self,
+        m: NewMessage,
+        owner: str,
+        expires: float,
+        guard: GuardQuery | None,
+        *,
+        flushed: bool,
     ) -> Claim | None:
         """The claim of an SmsSid not stored yet, in one round trip; ``None`` when it was
-        stored already (the full claim decides then)."""
+        stored already (the full claim decides then). Unless ``flushed``, its commit does not
+        wait for the disk."""
         now = m.received_at
         loop_since = now + 1
         if guard is not None and guard.loop_window > 0:
@@ -307,7 +343,9 @@ class PostgresStore(SqlBackedStore):
         values = (*m.row(owner, expires), guard is not None, now - TEN_MINUTES, now - ONE_DAY)
 
         async def work(conn: Any) -> Any:
-            return await conn.fetchrow(_CLAIM_NEW, *values, loop_since)
+            return await conn.fetchrow(
+                _CLAIM_NEW if flushed else _CLAIM_NEW_UNFLUSHED, *values, loop_since
+            )
 
         row = await self._transaction(work, transaction=False)
         if row is None or row[0] is None:
