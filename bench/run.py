@@ -383,6 +383,11 @@ def main() -> None:
         if pg_url:
             pg_urls.append(pg_url)
             targets.append(Target(f"exosms-postgres{suffix}", [*exosms, "--database", pg_url], env))
+    pg_url = None if args.no_postgres else pg_database()
+    if pg_url:  # the rules file's replies on PostgreSQL, this checkout
+        pg_urls.append(pg_url)
+        command = [*exosms[:-2], "--database", pg_url]
+        targets.append(Target("exosms-postgres-rules", command, rules_env))
     targets.append(
         Target("fastapi-empty", [*uvicorn, "--factory", "bench_apps:fastapi_app"], get_only=True)
     )
