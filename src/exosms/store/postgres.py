@@ -29,6 +29,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from exosms.guards import ONE_DAY, OPT_IN, OPT_OUT, TEN_MINUTES, GuardQuery, GuardState
+from exosms.store import postgres_sql as pg
 from exosms.store.base import (
     OWNER_LEASE,
     Claim,
@@ -40,115 +41,12 @@ from exosms.store.base import (
     StoreUnavailable,
 )
 from exosms.store.errors import describe
-from exosms.store.schema import insert_pending
 from exosms.store.sql import SqlBackedStore, SqlReader
 from exosms.store.urls import DatabaseUrl
 
 log = logging.getLogger("exosms.store")
 
-_INSERT = insert_pending(lambda i: f"${i}") + " RETURNING id"
-# A new message's claim, with its sender's standing for the guards, in one round trip
-# (migration 0022): NULL o_claimed when the SmsSid was already stored.
-_CLAIM_NEW = """
-SELECT o_claimed, o_opted_out, o_recent, o_day, o_repeats
-FROM exosms_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-"""
-# The same claim committed without waiting for the disk: for an answer worked out with no
-# user code, whose own commit waits for the disk and with it for this one.
-_CLAIM_NEW_UNFLUSHED = """
-SELECT o_claimed, o_opted_out, o_recent, o_day, o_repeats
-FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed,
-     exosms_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-"""
-# The claim's row, its owner's lease, and when the database server started: a lease that ran
-# out while the server itself was down says nothing about its owner.
-_CLAIM_STATE = """
-SELECT m.state, m.reply, m.claim_owner, m.claim_expires,
-       (SELECT lease_until FROM claim_owners WHERE owner = m.claim_owner),
-       extract(epoch FROM pg_postmaster_start_time())
-FROM messages m WHERE m.sms_sid = $1 FOR UPDATE OF m
-"""
-_RETAKE = "UPDATE messages SET claim_owner = $1, claim_expires = $2 WHERE sms_sid = $3"
-_TAKE_OVER = (
-    "UPDATE messages SET claim_owner = $1, claim_expires = $2, takeovers = takeovers + 1"
-    " WHERE sms_sid = $3"
-)
-_RELEASE = (
-    "UPDATE messages SET claim_owner = NULL, claim_expires = 0"
-    " WHERE sms_sid = ANY($1::text[]) AND claim_owner = $2 AND state = 'pending'"
-)
-_RENEW = """
-INSERT INTO claim_owners (owner, lease_until, started_at) VALUES ($1, $2, $3)
-ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until
-"""
-_DROP_LEASE = "DELETE FROM claim_owners WHERE owner = $1"
-_FETCHED = (
-    "UPDATE messages SET fetch_count = fetch_count + 1, last_fetch_at = $1 WHERE sms_sid = $2"
-)
-_FETCHED_MANY = (
-    "UPDATE messages SET fetch_count = fetch_count + $1, last_fetch_at = $2 WHERE sms_sid = $3"
-)
 FETCH_FLUSH_DELAY = 0.05  # seconds of replays counted together
-_COMPLETE = """
-UPDATE messages SET state = 'done', reply = $1, rule = $2, outcome = $3, handler_ms = $4,
-    error = $5, answered_at = $6, reply_encoding = $7, reply_units = $8, reply_parts = $9,
-    dlt_template_id = $10, dlt_reason = $11, guard = $12, refused_reply = $13,
-    claim_owner = NULL, claim_expires = NULL
-WHERE sms_sid = $14 AND state = 'pending'
-RETURNING id
-"""
-_STORED_ANSWER = "SELECT state, reply FROM messages WHERE sms_sid = $1"
-# The answer and its reply queued for the send API in one statement (one round trip, its own
-# transaction): the outbox row only if the answer was ours to store.
-_COMPLETE_AND_QUEUE = "".join(
-    (
-        "WITH done AS (",
-        _COMPLETE,
-        """),
-queued AS (
-    INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,
-        next_attempt_at, created_at, parts)
-    SELECT $15::text, $16::text, $17::text, $18::text, $19::text, 'pending', 0,
-        $20::double precision, $21::double precision, $22::integer
-    WHERE EXISTS (SELECT 1 FROM done)
-    ON CONFLICT (message_sid) DO NOTHING
-)
-SELECT id FROM done
-""",
-    )
-)
-_QUEUE = """
-INSERT INTO outbox (message_sid, to_number, sender, body, template_id, status, attempts,
-    next_attempt_at, created_at, parts)
-VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8)
-ON CONFLICT (message_sid) DO NOTHING
-"""
-_SAVE_SESSION = """
-INSERT INTO sessions (sender, recipient, data, expires_at, updated_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (sender, recipient) DO UPDATE SET
-    data = excluded.data, expires_at = excluded.expires_at, updated_at = excluded.updated_at
-"""
-# With guards, each claim takes its sender's lock, so that reply caps are exact across
-# processes.
-_CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtext($1))"
-_OPT_OUT = """
-INSERT INTO optouts (sender, recipient, created_at, source) VALUES ($1, $2, $3, 'sms')
-ON CONFLICT (sender, recipient) DO NOTHING
-RETURNING sender
-"""
-_OPT_IN = "DELETE FROM optouts WHERE sender = $1 AND recipient IN ($2, '*') RETURNING sender"
-# The sender's standing in one round trip: opted out?, replies in 10 minutes and in a day,
-# and whether this text was answered within the loop window (pending claims count too).
-_STANDING = """
-SELECT EXISTS (SELECT 1 FROM optouts WHERE sender = $1 AND recipient IN ($2, '*')),
-       count(*) FILTER (WHERE received_at > $3),
-       count(*),
-       count(*) FILTER (WHERE received_at > $5 AND body = $6)
-FROM messages
-WHERE sender = $1 AND received_at > $4 AND sms_sid != $7
-  AND (state = 'pending' OR reply IS NOT NULL)
-"""
 _UNAVAILABLE = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError)
 # A pooled connection whose server went away (restart, failover): replace it and try again.
 _STALE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
@@ -159,12 +57,12 @@ async def _guard_state(conn: Any, m: NewMessage, query: GuardQuery) -> GuardStat
     now = m.received_at
     changed = False
     if query.opt_change == OPT_OUT:
-        changed = await conn.fetchval(_OPT_OUT, m.sender, m.recipient, now) is not None
+        changed = await conn.fetchval(pg.ADD_OPT_OUT, m.sender, m.recipient, now) is not None
     elif query.opt_change == OPT_IN:
-        changed = bool(await conn.fetch(_OPT_IN, m.sender, m.recipient))
+        changed = bool(await conn.fetch(pg.DROP_OPT_OUT, m.sender, m.recipient))
     loop_since = now - query.loop_window if query.loop_window > 0 else now + 1
     opted_out, recent, day, repeats = await conn.fetchrow(
-        _STANDING,
+        pg.STANDING,
         m.sender,
         m.recipient,
         now - TEN_MINUTES,
@@ -295,29 +193,29 @@ class PostgresStore(SqlBackedStore):
 
         async def work(conn: Any) -> Claim:
             if guard is not None:
-                await conn.execute(_CLAIM_LOCK, m.sender)
-            inserted = await conn.fetchval(_INSERT, *m.row(owner, expires))
+                await conn.execute(pg.CLAIM_LOCK, m.sender)
+            inserted = await conn.fetchval(pg.INSERT, *m.row(owner, expires))
             if inserted is not None:
                 state = await _guard_state(conn, m, guard) if guard else None
                 return Claim(ClaimStatus.CLAIMED, guard=state)
             state_, reply, holder, holder_expires, lease, db_started = await conn.fetchrow(
-                _CLAIM_STATE, m.sms_sid
+                pg.CLAIM_STATE, m.sms_sid
             )
             now = time.time()
             if state_ == "done":
-                await conn.execute(_FETCHED, now, m.sms_sid)
+                await conn.execute(pg.FETCHED, now, m.sms_sid)
                 return Claim(ClaimStatus.ANSWERED, reply=reply)
             if holder is None or holder == owner:
                 # Released, or ours with nobody in this process working on it: the handler
                 # has not run to an answer, so it may run now.
-                await conn.execute(_RETAKE, owner, expires, m.sms_sid)
+                await conn.execute(pg.RETAKE, owner, expires, m.sms_sid)
                 state = await _guard_state(conn, m, guard) if guard else None
                 return Claim(ClaimStatus.CLAIMED, guard=state)
             owner_gone = (lease is None or lease < now) and float(db_started) < now - OWNER_LEASE
             if (holder_expires is None or holder_expires < now) and owner_gone:
                 # Its owner stopped renewing its lease (killed, or cut off from the database
                 # that long): the one case where a handler may run a second time.
-                await conn.execute(_TAKE_OVER, owner, expires, m.sms_sid)
+                await conn.execute(pg.TAKE_OVER, owner, expires, m.sms_sid)
                 state = await _guard_state(conn, m, guard) if guard else None
                 return Claim(ClaimStatus.CLAIMED, guard=state, taken_over=True)
             return Claim(ClaimStatus.BUSY, expires=max(holder_expires or now, now))
@@ -344,7 +242,7 @@ class PostgresStore(SqlBackedStore):
 
         async def work(conn: Any) -> Any:
             return await conn.fetchrow(
-                _CLAIM_NEW if flushed else _CLAIM_NEW_UNFLUSHED, *values, loop_since
+                pg.CLAIM_NEW if flushed else pg.CLAIM_NEW_UNFLUSHED, *values, loop_since
             )
 
         row = await self._transaction(work, transaction=False)
@@ -362,19 +260,19 @@ class PostgresStore(SqlBackedStore):
         async def work(conn: Any) -> tuple[bool, str | None]:
             if c.session is None and c.outbox is not None:  # the answer and its queued reply
                 queued = c.outbox.row(c.sms_sid, time.time())
-                won = await conn.fetchval(_COMPLETE_AND_QUEUE, *c.row(), *queued)
+                won = await conn.fetchval(pg.COMPLETE_AND_QUEUE, *c.row(), *queued)
             else:
-                won = await conn.fetchval(_COMPLETE, *c.row())
+                won = await conn.fetchval(pg.COMPLETE, *c.row())
                 if won is not None and c.session is not None:
                     s = c.session
                     await conn.execute(
-                        _SAVE_SESSION, s.sender, s.recipient, s.data, s.expires_at, time.time()
+                        pg.SAVE_SESSION, s.sender, s.recipient, s.data, s.expires_at, time.time()
                     )
                     if c.outbox is not None:
-                        await conn.execute(_QUEUE, *c.outbox.row(c.sms_sid, time.time()))
+                        await conn.execute(pg.QUEUE, *c.outbox.row(c.sms_sid, time.time()))
             if won is not None:
                 return True, c.reply
-            row = await conn.fetchrow(_STORED_ANSWER, c.sms_sid)
+            row = await conn.fetchrow(pg.STORED_ANSWER, c.sms_sid)
             if row is None or row["state"] != "done":
                 return False, None
             # Another process completed first: its answer stands for every request.
@@ -389,19 +287,19 @@ class PostgresStore(SqlBackedStore):
 
     async def release(self, sms_sids: Sequence[str], owner: str) -> None:
         async def work(conn: Any) -> None:
-            await conn.execute(_RELEASE, list(sms_sids), owner)
+            await conn.execute(pg.RELEASE, list(sms_sids), owner)
 
         await self._transaction(work)
 
     async def renew_lease(self, owner: str, until: float) -> None:
         async def work(conn: Any) -> None:
-            await conn.execute(_RENEW, owner, until, time.time())
+            await conn.execute(pg.RENEW, owner, until, time.time())
 
         await self._transaction(work)
 
     async def drop_lease(self, owner: str) -> None:
         async def work(conn: Any) -> None:
-            await conn.execute(_DROP_LEASE, owner)
+            await conn.execute(pg.DROP_LEASE, owner)
 
         await self._transaction(work)
 
@@ -420,7 +318,7 @@ class PostgresStore(SqlBackedStore):
         pending, self._fetches = self._fetches, {}
         try:
             await self._require_pool().executemany(
-                _FETCHED_MANY, [(n, at, sid) for sid, (n, at) in pending.items()]
+                pg.FETCHED_MANY, [(n, at, sid) for sid, (n, at) in pending.items()]
             )
         except (*_UNAVAILABLE, StoreUnavailable) as error:
             log.warning("could not count %d answer fetches: %s", len(pending), error)
