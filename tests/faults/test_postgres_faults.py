@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from faults_support import DEADLINE, Exotel, new_sid, serve, wait_for
 from private_pg import PrivateCluster
+from servers import ServerProcess
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -27,6 +30,22 @@ async def _stored(url: str) -> dict[str, tuple[str, str | None, int]]:
     finally:
         await conn.close()
     return {r["sms_sid"]: (r["state"], r["reply"], r["takeovers"]) for r in rows}
+
+
+def _run_then_read(
+    proc: ServerProcess, work: Callable[[], Coroutine[Any, Any, None]], url: str
+) -> dict[str, tuple[str, str | None, int]]:
+    """Run ``work`` against ``proc``, stop the server, and read what the database stored."""
+    try:
+        asyncio.run(work())
+        return asyncio.run(_stored(url))
+    finally:
+        proc.stop()
+
+
+def _first_answers(exotel: Exotel, sids: list[str]) -> collections.Counter[int | None]:
+    """How each SmsSid was first answered (its status; None when the connection failed)."""
+    return collections.Counter(exotel.answers[sid][0][0] for sid in sids)
 
 
 def _assert_every_200_is_stored(
@@ -66,12 +85,8 @@ def test_crash_rounds_never_answer_what_is_not_stored(
             for sid in sids:
                 await exotel.until_answered(http, proc.url, sid, f"SLOWECHO {sid}")
 
-    try:
-        asyncio.run(rounds())
-        stored = asyncio.run(_stored(cluster.url))
-    finally:
-        proc.stop()
-    first = collections.Counter(exotel.answers[sid][0][0] for sid in sids)
+    stored = _run_then_read(proc, rounds, cluster.url)
+    first = _first_answers(exotel, sids)
     print(f"first answers over {ROUNDS} crash rounds of {PER_ROUND}: {dict(first)}")
     assert first[503] > 0, "no request met the crash: the test did not test"
     _assert_every_200_is_stored(exotel, stored)
@@ -114,11 +129,7 @@ def test_a_frozen_database_gets_503_in_time_and_service_resumes(
             for sid in [mid, *fresh]:
                 await exotel.until_answered(http, proc.url, sid, f"SLOWECHO {sid}")
 
-    try:
-        asyncio.run(run())
-        stored = asyncio.run(_stored(cluster.url))
-    finally:
-        proc.stop()
+    stored = _run_then_read(proc, run, cluster.url)
     _assert_every_200_is_stored(exotel, stored)
     calls = collections.Counter(proc.calls())
     assert calls[mid] == 1, "the answer worked out before the freeze was worked out again"
@@ -207,11 +218,7 @@ def test_sigkill_under_load_loses_no_acknowledged_message(
 
             await asyncio.gather(killer(), *(client(n) for n in range(16)))
 
-    try:
-        asyncio.run(load())
-        stored = asyncio.run(_stored(cluster.url))
-    finally:
-        proc.stop()
+    stored = _run_then_read(proc, load, cluster.url)
     acknowledged = exotel.ok()
     print(f"{len(acknowledged)} acknowledged before SIGKILL")
     _assert_every_200_is_stored(exotel, stored)
@@ -259,12 +266,8 @@ def test_rules_replies_through_a_crash_are_answered_only_once_stored(
             for sid in sids:  # Exotel retrying what was not answered
                 await exotel.until_answered(http, proc.url, sid, f"ECHO {sid}")
 
-    try:
-        asyncio.run(load())
-        stored = asyncio.run(_stored(cluster.url))
-    finally:
-        proc.stop()
-    first = collections.Counter(exotel.answers[sid][0][0] for sid in sids)
+    stored = _run_then_read(proc, load, cluster.url)
+    first = _first_answers(exotel, sids)
     print(f"first answers of {len(sids)} rules SMS around a crash: {dict(first)}")
     assert first[200] >= 100
     assert len(first) > 1, "no request met the crash: the test did not test"
