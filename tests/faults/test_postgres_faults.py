@@ -241,6 +241,7 @@ def test_rules_replies_through_a_crash_are_answered_only_once_stored(
     exotel = Exotel()
     sids: list[str] = []
     crashed = asyncio.Event()
+    crashed_at = [0]  # how many SMS had been sent when the cluster crashed
 
     async def load() -> None:
         async with httpx.AsyncClient(timeout=10) as http:
@@ -261,7 +262,6 @@ def test_rules_replies_through_a_crash_are_answered_only_once_stored(
                 await wait_for(lambda: len(exotel.ok()) < len(exotel.answers), timeout=30)
                 cluster.start()
 
-            crashed_at = [0]
             await asyncio.gather(crasher(), *(client(n) for n in range(16)))
             for sid in sids:  # Exotel retrying what was not answered
                 await exotel.until_answered(http, proc.url, sid, f"ECHO {sid}")

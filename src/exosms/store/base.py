@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from exosms.dlt import Template
@@ -198,23 +198,6 @@ class OptOut:
 
 # Works out the answer of a claimed SMS from the sender's standing (no user code, no I/O).
 Finish = Callable[[GuardState | None], Completion]
-
-
-async def claim_then_complete(
-    store: Store,
-    message: NewMessage,
-    owner: str,
-    expires: float,
-    guard: GuardQuery | None,
-    finish: Finish,
-) -> tuple[Claim, Completion | None]:
-    """:meth:`Store.claim_and_complete` as two calls, for a store without a single write."""
-    claim = await store.claim(message, owner, expires, guard)
-    if claim.status is not ClaimStatus.CLAIMED:
-        return claim, None
-    completion = finish(claim.guard)
-    stored = await store.complete(completion)
-    return replace(claim, reply=stored), completion
 
 
 class Store(Protocol):
