@@ -435,3 +435,24 @@ def test_fuzzed_webhook_and_status_bodies_never_get_a_5xx(setup: Setup) -> None:
     probe()
     http.close()
     assert len(seen) >= 150 and "Traceback" not in proc.log()
+
+
+def test_a_webhook_cut_off_mid_body_is_dropped_without_a_trace(setup: Setup) -> None:
+    import socket
+
+    proc, _ = setup()
+    body = b"SmsSid=cut1&From=09052161119&To=08030752400&Body=ECHO%20hi"
+    head = (
+        b"POST /exotel/webhook HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n" % (len(body) + 100)
+    )
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)  # the client gives up before the rest of its body
+        assert sock.recv(4096) == b""  # nobody to answer: the server closes, says nothing
+    # A status callback by GET is held to the same rule as by POST.
+    nul = httpx.get(f"{proc.url}/exotel/status", params={"SmsSid": "s", "Status": "a\x00b"})
+    assert (nul.status_code, nul.text) == (400, "'Status' contains a NUL character\n")
+    assert "Traceback" not in proc.log() and "cut1" not in proc.log()
+    assert outbox(proc) == []

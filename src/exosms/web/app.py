@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.routing import Router as StarletteRouter
@@ -50,12 +49,11 @@ class Direct:
     """An endpoint answered before the middleware stack and router, at ``path`` and at
     ``path/<token>``, for these methods (others go on to the router, which answers 405)."""
 
-    endpoint: Callable[[Request], Awaitable[Response]]
+    endpoint: ASGIApp
     methods: frozenset[str]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.endpoint(Request(scope, receive))
-        await response(scope, receive, send)
+        await self.endpoint(scope, receive, send)
 
 
 # A repeat's answer at hand: (scope, the token in the path) -> its body, or None.
