@@ -93,3 +93,56 @@ def test_the_migrations_build_what_schema_py_declares(backend: str, tmp_path: Pa
     finally:
         if drop is not None:
             drop(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_rule_index_holds_answered_messages_and_serves_the_rule_queries(
+    backend: str, tmp_path: Path
+) -> None:
+    """A claim adds nothing to ix_messages_rule (migration 0023), and the inbox's filter by
+    rule and its list of rules still read it (not the table)."""
+    import sqlite3
+
+    by_rule = "SELECT id FROM messages m WHERE m.rule = 'order' ORDER BY received_at DESC"
+    first_rule = "SELECT MIN(rule) FROM messages WHERE rule IS NOT NULL"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rules.db'}"
+        upgrade(url)
+        with sqlite3.connect(tmp_path / "rules.db") as conn:
+            (sql,) = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_messages_rule'"
+            ).fetchone()
+            plans = [
+                str(conn.execute(f"EXPLAIN QUERY PLAN {q}").fetchall())
+                for q in (by_rule, first_rule)
+            ]
+        assert sql.endswith("WHERE rule IS NOT NULL")
+        assert all("ix_messages_rule" in plan for plan in plans), plans
+        return
+    import asyncpg
+    from pg import create_database, drop_database
+
+    url = create_database()
+    try:
+        upgrade(url)
+
+        async def read() -> tuple[str, list[str]]:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute("SET enable_seqscan = off")
+                definition = await conn.fetchval(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_messages_rule'"
+                )
+                plans = [
+                    "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {q}"))
+                    for q in (by_rule, first_rule)
+                ]
+                return str(definition), plans
+            finally:
+                await conn.close()
+
+        definition, plans = asyncio.run(read())
+        assert definition.endswith("WHERE (rule IS NOT NULL)"), definition
+        assert all("ix_messages_rule" in plan for plan in plans), plans
+    finally:
+        drop_database(url)

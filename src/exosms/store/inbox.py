@@ -432,7 +432,8 @@ class InboxQueries:
     async def rules(self) -> list[str]:
         # A loose index scan: one seek in ix_messages_rule per distinct rule, not a full scan.
         rows = await self._all(
-            "WITH RECURSIVE r(rule) AS (SELECT MIN(rule) FROM messages UNION ALL"
+            "WITH RECURSIVE r(rule) AS (SELECT MIN(rule) FROM messages WHERE rule IS NOT NULL"
+            " UNION ALL"
             " SELECT (SELECT MIN(rule) FROM messages WHERE rule > r.rule) FROM r"
             " WHERE r.rule IS NOT NULL) SELECT rule FROM r WHERE rule IS NOT NULL LIMIT 500"
         )

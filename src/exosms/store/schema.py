@@ -70,7 +70,13 @@ messages = Table(
         postgresql_where=text("refused_reply IS NOT NULL"),
     ),
     Index("ix_messages_sender", "sender", "received_at"),
-    Index("ix_messages_rule", "rule", "received_at"),
+    Index(  # answered messages only: a claim adds no entry, an answer one (0023)
+        "ix_messages_rule",
+        "rule",
+        "received_at",
+        sqlite_where=text("rule IS NOT NULL"),
+        postgresql_where=text("rule IS NOT NULL"),
+    ),
     # and ix_messages_problems (outcome, received_at) for the rare outcomes (migration 0007)
     sqlite_autoincrement=True,  # ids never reused after a prune (migration 0008)
 )
