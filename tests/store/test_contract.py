@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -84,6 +85,58 @@ async def test_postgres_one_round_trip_claim_inserts_the_columns_of_a_new_messag
         await conn.close()
     listed = " ".join(source.split("INSERT INTO messages (", 1)[1].split(")", 1)[0].split())
     assert listed.startswith(", ".join(NEW_MESSAGE_COLUMNS) + ", state,")
+
+
+async def test_postgres_connections_go_back_to_the_pool_as_they_were_made(
+    pg_database: str,
+) -> None:
+    """The pool hands connections back without asyncpg's reset query (a round trip per
+    call), so the hot path must leave no session state: after every kind of claim and
+    answer, each pooled connection still commits synchronously, holds no advisory lock and
+    is in no transaction. (A rules reply's claim turns synchronous commit off for its own
+    transaction only: a session-wide setting would make later claims lose durability.)"""
+    import asyncio
+
+    from exosms.guards import OPT_OUT, GuardQuery
+    from exosms.store.postgres import PostgresStore
+    from exosms.store.urls import parse_database_url
+
+    store = PostgresStore(parse_database_url(pg_database), pool_size=2)
+    await store.open()
+    try:
+        guarded = GuardQuery(None, 300)
+
+        def finish(sid: str) -> Callable[[object], Completion]:
+            return lambda _state: done(sid, "Shop opens at 10. -ACME")
+
+        await asyncio.gather(
+            *(
+                store.claim_and_complete(
+                    message(f"pr{n}"), "me", time.time() + 5, guarded, finish(f"pr{n}")
+                )
+                for n in range(6)
+            ),
+            store.claim(
+                message("pr-stop", "STOP"), "me", time.time() + 5, GuardQuery(OPT_OUT, 300)
+            ),
+            store.claim(message("pr-plain"), "me", time.time() + 5, guarded),
+        )
+        assert await store.complete(done("pr-plain", "hi")) == "hi"
+        with pytest.raises(ClaimLost):
+            await store.complete(done("pr-never", "x"))
+        pool = store._require_pool()
+        held = [await pool.acquire() for _ in range(2)]
+        try:
+            for conn in held:
+                assert await conn.fetchval("SHOW synchronous_commit") == "on"
+                locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                assert await conn.fetchval(locks + " AND pid = pg_backend_pid()") == 0
+                assert not conn.is_in_transaction()
+        finally:
+            for conn in held:
+                await pool.release(conn)
+    finally:
+        await store.close()
 
 
 async def test_an_answer_queues_its_reply_once_in_its_own_transaction(store: OpenedStore) -> None:

@@ -13,7 +13,9 @@ shares the WAL flushes of concurrent commits. The SmsSid claim is decided by the
 the reply caps are exact across processes because each claim takes a transaction-scoped
 advisory lock on its sender. Every call is bounded (connect, acquire and statement
 timeouts); a pooled connection that died with the server is replaced and the call tried once
-more. Everything else uses the SQLAlchemy reads shared with SQLite.
+more. A connection goes back to the pool without asyncpg's reset query (a round trip per
+call for session state the store never sets). Everything else uses the SQLAlchemy reads
+shared with SQLite.
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ _UNAVAILABLE = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutE
 # A pooled connection whose server went away (restart, failover): replace it and try again.
 _STALE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
 T = TypeVar("T")
+
+
+async def _transaction_state_only(conn: Any) -> None:
+    """The pool's reset when a connection comes back: nothing beyond the rollback of an open
+    transaction, which asyncpg always does first. Its default reset (``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``) is one more round trip per
+    call, for session state this store never leaves: its advisory locks are transaction
+    scoped, its ``set_config`` is transaction-local, and it neither listens nor opens
+    cursors (``tests/store`` checks that a connection comes back as it was made)."""
 
 
 async def _guard_state(conn: Any, m: NewMessage, query: GuardQuery) -> GuardState:
@@ -110,6 +121,7 @@ class PostgresStore(SqlBackedStore):
                 timeout=self.timeout,  # connecting
                 command_timeout=self.timeout,  # each statement
                 server_settings={"synchronous_commit": "on"},
+                reset=_transaction_state_only,
             )
         except _UNAVAILABLE as error:
             raise StoreUnavailable(
